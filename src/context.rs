@@ -1,0 +1,321 @@
+//! What a callback may do: [`Context`] acts on the handle whose callback is running and
+//! reaches any other through [`Handle`].
+//!
+//! Both are thin views over the reactor's registry. Nothing done through them calls back
+//! into a handler immediately: sends are queued and flushed at the end of the turn (one
+//! vectored write per handle), and closes, kills and errors are delivered once the current
+//! callback has returned.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::registry::Registry;
+use crate::{CloseReason, Error, Handler, Kind, Options, TimerId, Token};
+
+/// Given to every callback: acts on this callback's handle, and on any other.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventmux::{Context, Handler, TimerId};
+///
+/// /// Says hello, then hangs up after a second of silence.
+/// struct Greeter;
+///
+/// impl Handler for Greeter {
+///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+///         let _ = ctx.send(b"hello\n");
+///         let _ = ctx.set_timer(Duration::from_secs(1));
+///     }
+///     fn on_timer(&mut self, ctx: &mut Context<'_>, _timer: TimerId) {
+///         ctx.close(); // flushes what is queued, then closes
+///     }
+/// }
+/// ```
+pub struct Context<'a> {
+    registry: &'a mut Registry,
+    token: Token,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(registry: &'a mut Registry, token: Token) -> Context<'a> {
+        Context { registry, token }
+    }
+
+    /// This handle's token. In `on_close` it is already stale.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// This handle's kind (`None` once it is gone, as in `on_close`).
+    pub fn kind(&self) -> Option<Kind> {
+        self.kind_of(self.token)
+    }
+
+    /// Queues `data` for sending; never blocks. It is written at the end of this turn,
+    /// together with everything else sent to this handle meanwhile.
+    ///
+    /// Fails if the handle is gone or closing, or if the queue would pass
+    /// [`Options::max_output`]: then the handle also gets [`Error::OutputLimit`] in
+    /// `on_error` and is killed.
+    pub fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.registry.send(self.token, data)
+    }
+
+    /// Like [`send`](Context::send), but queues `data` without copying it.
+    pub fn send_bytes(&mut self, data: Bytes) -> Result<(), Error> {
+        self.registry.send_bytes(self.token, data)
+    }
+
+    /// Bytes queued and not yet written (EventMux's `buflen`).
+    pub fn buflen(&self) -> usize {
+        self.registry.buflen(self.token)
+    }
+
+    /// Graceful close: stop reading, flush the queue, then close (bounded by
+    /// [`Options::linger`]). Closing twice is harmless.
+    pub fn close(&mut self) {
+        self.registry.close_with(self.token, CloseReason::Closed);
+    }
+
+    /// Immediate close: the queue is dropped. `on_closing` reports how much was lost.
+    pub fn kill(&mut self) {
+        self.registry.kill(self.token, CloseReason::Killed);
+    }
+
+    /// Forgets the handle without closing it and returns its descriptor, now yours.
+    /// `on_close(`[`CloseReason::Removed`]`)` follows.
+    pub fn remove(&mut self) -> Result<OwnedFd, Error> {
+        self.registry.remove(self.token)
+    }
+
+    /// Stops reading until [`resume_reading`](Context::resume_reading): the kernel's buffer
+    /// fills and TCP pushes back on the peer.
+    pub fn pause_reading(&mut self) -> Result<(), Error> {
+        self.registry.set_paused(self.token, true)
+    }
+
+    /// Resumes reading after [`pause_reading`](Context::pause_reading).
+    pub fn resume_reading(&mut self) -> Result<(), Error> {
+        self.registry.set_paused(self.token, false)
+    }
+
+    /// A one-shot timer: `on_timer` is called once, `after` from now.
+    pub fn set_timer(&mut self, after: Duration) -> Result<TimerId, Error> {
+        self.registry.set_timer(self.token, after, None)
+    }
+
+    /// A repeating timer: `on_timer` every `period` until cancelled or the handle closes.
+    pub fn set_interval(&mut self, period: Duration) -> Result<TimerId, Error> {
+        self.registry.set_timer(self.token, period, Some(period))
+    }
+
+    /// Cancels a timer of this handle; `false` if it already fired (one-shot) or is unknown.
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.registry.cancel_timer(self.token, timer)
+    }
+
+    /// ManualAccept: accepts one waiting connection, returned non-blocking with its peer's
+    /// address; `Ok(None)` when none is waiting. Register it with [`add`](Context::add) or
+    /// drop it to refuse. On EMFILE/ENFILE the listener backs off before it reports again.
+    pub fn accept(&mut self) -> Result<Option<(OwnedFd, Option<SocketAddr>)>, Error> {
+        self.registry.accept(self.token)
+    }
+
+    /// ManualRead: reads once from the descriptor (`Ok(0)` is end of stream).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.registry.read(self.token, buf)
+    }
+
+    /// ManualWrite: writes once to the descriptor, bypassing the queue.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
+        self.registry.write(self.token, data)
+    }
+
+    /// ManualWrite: asks for one `on_writable` when the handle can be written to.
+    pub fn watch_writable(&mut self) -> Result<(), Error> {
+        self.registry.watch_writable(self.token)
+    }
+
+    /// The peer's address of this (IP) handle.
+    pub fn peer_addr(&self) -> Result<SocketAddr, Error> {
+        self.registry.peer_addr(self.token)
+    }
+
+    /// The local address of this (IP) handle; for a listener, where it listens.
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.registry.local_addr(self.token)
+    }
+
+    /// Another handle, if it is still open (not closing, not gone).
+    pub fn handle(&mut self, token: Token) -> Option<Handle<'_>> {
+        Handle::new(self.registry, token)
+    }
+
+    /// Another handle's handler, if it is of type `T` (e.g. to reach room state). `None`
+    /// for this callback's own handle: use `self`.
+    pub fn handler_mut<T: Handler>(&mut self, token: Token) -> Option<&mut T> {
+        self.registry.handler_mut(token)
+    }
+
+    /// Every open handle's token (EventMux's `handles()`).
+    pub fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
+        self.registry.tokens()
+    }
+
+    /// The kind of any handle that still exists.
+    pub fn kind_of(&self, token: Token) -> Option<Kind> {
+        self.registry.entry(token).map(|e| e.kind)
+    }
+
+    /// Opens a listening TCP socket; accepted connections inherit `options`.
+    pub fn listen(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.listen(addr, options, handler)
+    }
+
+    /// Starts a non-blocking TCP connect; see [`Reactor::connect`](crate::Reactor::connect).
+    pub fn connect(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.connect(addr, options, handler)
+    }
+
+    /// Adds an already-open socket; see [`Reactor::add`](crate::Reactor::add).
+    pub fn add(
+        &mut self,
+        fd: impl Into<OwnedFd>,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.add(fd.into(), options, handler)
+    }
+
+    /// Adds a handle without a descriptor; see [`Reactor::add_handler`](crate::Reactor::add_handler).
+    pub fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
+        self.registry.add_handler(handler)
+    }
+
+    /// Makes [`Reactor::run`](crate::Reactor::run) return after this turn.
+    pub fn stop(&mut self) {
+        self.registry.stopped = true;
+    }
+}
+
+/// Another handle, reached through [`Context::handle`] or [`Reactor::handle`](crate::Reactor::handle).
+///
+/// ```
+/// use eventmux::{Context, Handler, Token};
+///
+/// /// Forwards what it reads to another handle.
+/// struct Forward { to: Token }
+///
+/// impl Handler for Forward {
+///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+///         match ctx.handle(self.to) {
+///             Some(mut peer) => { let _ = peer.send(data); }
+///             None => ctx.close(), // the other side is gone
+///         }
+///     }
+/// }
+/// ```
+pub struct Handle<'a> {
+    registry: &'a mut Registry,
+    token: Token,
+}
+
+impl<'a> Handle<'a> {
+    pub(crate) fn new(registry: &'a mut Registry, token: Token) -> Option<Handle<'a>> {
+        registry
+            .is_live(token)
+            .then_some(Handle { registry, token })
+    }
+
+    /// The handle's token.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// The handle's kind.
+    pub fn kind(&self) -> Kind {
+        self.registry
+            .entry(self.token)
+            .expect("a Handle names a live slot")
+            .kind
+    }
+
+    /// Queues `data`; see [`Context::send`].
+    pub fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.registry.send(self.token, data)
+    }
+
+    /// Queues `data` without copying; see [`Context::send_bytes`].
+    pub fn send_bytes(&mut self, data: Bytes) -> Result<(), Error> {
+        self.registry.send_bytes(self.token, data)
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn buflen(&self) -> usize {
+        self.registry.buflen(self.token)
+    }
+
+    /// Graceful close; see [`Context::close`].
+    pub fn close(self) {
+        self.registry.close_with(self.token, CloseReason::Closed);
+    }
+
+    /// Immediate close; see [`Context::kill`].
+    pub fn kill(self) {
+        self.registry.kill(self.token, CloseReason::Killed);
+    }
+
+    /// Forgets the handle and returns its descriptor; see [`Context::remove`].
+    pub fn remove(self) -> Result<OwnedFd, Error> {
+        self.registry.remove(self.token)
+    }
+
+    /// Stops reading from this handle.
+    pub fn pause_reading(&mut self) -> Result<(), Error> {
+        self.registry.set_paused(self.token, true)
+    }
+
+    /// Resumes reading from this handle.
+    pub fn resume_reading(&mut self) -> Result<(), Error> {
+        self.registry.set_paused(self.token, false)
+    }
+
+    /// A one-shot timer delivered to this handle's `on_timer`.
+    pub fn set_timer(&mut self, after: Duration) -> Result<TimerId, Error> {
+        self.registry.set_timer(self.token, after, None)
+    }
+
+    /// A repeating timer delivered to this handle's `on_timer`.
+    pub fn set_interval(&mut self, period: Duration) -> Result<TimerId, Error> {
+        self.registry.set_timer(self.token, period, Some(period))
+    }
+
+    /// Cancels one of this handle's timers.
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.registry.cancel_timer(self.token, timer)
+    }
+
+    /// The peer's address of this (IP) handle.
+    pub fn peer_addr(&self) -> Result<SocketAddr, Error> {
+        self.registry.peer_addr(self.token)
+    }
+
+    /// The local address of this (IP) handle.
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.registry.local_addr(self.token)
+    }
+}

@@ -1,0 +1,88 @@
+//! Calling into handlers.
+//!
+//! A handler is taken out of its slot for the length of a callback, so the callback can be
+//! given a [`Context`] with mutable access to every *other* slot (and to its own slot's
+//! I/O state) without aliasing. A panic is caught at this boundary and handled according to
+//! the reactor's [`PanicPolicy`]; in both policies the panicking handle is killed and the
+//! loop is left consistent.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::registry::Registry;
+use crate::{CloseReason, Context, Handler, Token};
+
+/// What the reactor does when a handler's callback panics.
+///
+/// In both cases the handle whose callback panicked is killed: its queue is dropped, and it
+/// receives `on_closing` and `on_close(`[`CloseReason::Panicked`]`)` (a panic in those two is
+/// caught and logged). Every other handle is unaffected.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use eventmux::{PanicPolicy, Reactor};
+/// let mut reactor = Reactor::new()?;
+/// reactor.set_panic_policy(PanicPolicy::Propagate);
+/// # Ok(()) }
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PanicPolicy {
+    /// Log the panic at `error` level, kill the handle, and go on serving the others.
+    #[default]
+    CloseHandle,
+    /// Kill the handle, finish the turn, then resume the panic out of
+    /// [`Reactor::run`](crate::Reactor::run) / [`Reactor::run_once`](crate::Reactor::run_once).
+    /// The reactor stays usable if the caller catches it.
+    Propagate,
+}
+
+/// Runs `f` on the handler of `token`, if the handle exists and its handler is not already
+/// running. Returns `None` if it did not run or panicked.
+pub(crate) fn dispatch<R>(
+    registry: &mut Registry,
+    token: Token,
+    f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
+) -> Option<R> {
+    let mut handler = registry.entry_mut(token)?.handler.take()?;
+    let result = call(registry, token, &mut *handler, f);
+    // Slots are only freed by finalization, which never runs during a callback, so the
+    // slot is still this handle's.
+    if let Some(entry) = registry.entry_mut(token) {
+        entry.handler = Some(handler);
+    }
+    result
+}
+
+/// Runs `f` on a handler already out of its slot (finalization, where the slot is gone).
+pub(crate) fn call<R>(
+    registry: &mut Registry,
+    token: Token,
+    handler: &mut dyn Handler,
+    f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
+) -> Option<R> {
+    let outcome = {
+        let mut ctx = Context::new(registry, token);
+        catch_unwind(AssertUnwindSafe(|| f(handler, &mut ctx)))
+    };
+    match outcome {
+        Ok(result) => Some(result),
+        Err(payload) => {
+            panicked(registry, token, payload);
+            None
+        }
+    }
+}
+
+fn panicked(registry: &mut Registry, token: Token, payload: Box<dyn Any + Send>) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string payload)");
+    log::error!("{token}: handler panicked: {message}; the handle is killed");
+    registry.kill(token, CloseReason::Panicked);
+    if registry.panic_policy == PanicPolicy::Propagate && registry.panic.is_none() {
+        registry.panic = Some(payload);
+    }
+}

@@ -1,0 +1,112 @@
+//! What can go wrong, and why a handle went away.
+//!
+//! [`Error`] carries either what the OS said (`Io`) or a decision the library made (an
+//! output bound hit, a stale token). It converts into `io::Error` for `?` in code that
+//! speaks only `io::Result`. [`CloseReason`] is what [`Handler::on_close`](crate::Handler::on_close)
+//! receives: every close path has exactly one.
+
+use std::fmt;
+use std::io;
+
+use crate::{Kind, Token};
+
+/// An error delivered to [`Handler::on_error`](crate::Handler::on_error) or returned by a
+/// handle operation.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system reported an error on this handle (connection refused, reset, ...).
+    Io(io::Error),
+    /// A send would have taken the queued output past [`Options::max_output`](crate::Options::max_output).
+    /// The handle is killed right after this error is delivered.
+    OutputLimit {
+        /// The bound in force.
+        limit: usize,
+        /// Bytes that were queued when the send was refused.
+        queued: usize,
+        /// Bytes the refused send carried.
+        attempted: usize,
+    },
+    /// The token names a handle that is gone (its slot may hold another handle by now).
+    StaleToken(Token),
+    /// The handle is closing or being killed and takes no more operations.
+    Closing(Token),
+    /// The operation does not apply to this kind of handle.
+    WrongKind {
+        /// What was asked.
+        operation: &'static str,
+        /// The handle's kind.
+        kind: Kind,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::OutputLimit {
+                limit,
+                queued,
+                attempted,
+            } => write!(
+                f,
+                "output limit of {limit} bytes exceeded ({queued} queued, {attempted} more sent)"
+            ),
+            Error::StaleToken(token) => write!(f, "{token} names a handle that is gone"),
+            Error::Closing(token) => write!(f, "{token} is closing"),
+            Error::WrongKind { operation, kind } => {
+                write!(f, "{operation} does not apply to a {kind:?} handle")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io(inner) => return io::Error::new(inner.kind(), e),
+            Error::OutputLimit { .. } => io::ErrorKind::OutOfMemory,
+            Error::StaleToken(_) => io::ErrorKind::NotFound,
+            Error::Closing(_) => io::ErrorKind::NotConnected,
+            Error::WrongKind { .. } => io::ErrorKind::Unsupported,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Why a handle was closed; given to [`Handler::on_close`](crate::Handler::on_close).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`close`](crate::Context::close) was called and the queue drained.
+    Closed,
+    /// [`kill`](crate::Context::kill) was called: the queue was dropped.
+    Killed,
+    /// [`remove`](crate::Context::remove) was called: the descriptor was handed back open.
+    Removed,
+    /// The peer closed its end (end of stream); queued output was flushed first.
+    PeerClosed,
+    /// An I/O error, already delivered to `on_error`.
+    Error,
+    /// A send passed the output bound; [`Error::OutputLimit`] was delivered to `on_error`.
+    OutputLimit,
+    /// A graceful close could not drain its queue within the linger time.
+    LingerExpired,
+    /// A callback of this handle's handler panicked (see [`PanicPolicy`](crate::PanicPolicy)).
+    Panicked,
+}

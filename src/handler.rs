@@ -1,0 +1,98 @@
+//! The [`Handler`] trait: one object per handle, one method per event.
+//!
+//! Each IO::EventMux event type becomes a callback (`accepted` → `on_accept`, `ready` →
+//! `on_connect`, `read` → `on_read`, `sent` → `on_sent`, `closing` → `on_closing`, `closed`
+//! → `on_close`, `error` → `on_error`, `accepting`, `can_read`, `can_write` →
+//! `on_accepting`, `on_readable`, `on_writable`), and EventMux's per-handle `Meta` is simply
+//! the handler object's own fields. Every method has a default, so a handler implements
+//! only what it needs.
+
+use std::any::Any;
+use std::net::SocketAddr;
+
+use crate::{CloseReason, Context, Error, TimerId};
+
+/// A connection a listener has just accepted, shown to [`Handler::on_accept`].
+#[derive(Debug)]
+pub struct Incoming {
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+impl Incoming {
+    /// The peer's address (`None` for peers without an IP address, such as Unix sockets).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}
+
+/// Callbacks for one handle. Register an object of yours with the
+/// [`Reactor`](crate::Reactor); the reactor calls it on the reactor thread, one callback
+/// at a time, each with a [`Context`] to act on this handle and on any other.
+///
+/// A panic in a callback is caught: by default the handle is killed (`on_close` gets
+/// [`CloseReason::Panicked`]) and the loop goes on; see [`PanicPolicy`](crate::PanicPolicy).
+///
+/// ```
+/// use eventmux::{Context, Handler};
+///
+/// /// Echoes what it reads, and counts bytes (its own "Meta").
+/// struct Echo { bytes: usize }
+///
+/// impl Handler for Echo {
+///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+///         self.bytes += data.len();
+///         let _ = ctx.send(data); // an error also reaches on_error
+///     }
+/// }
+/// ```
+#[allow(unused_variables)]
+pub trait Handler: Any {
+    /// A listener accepted a connection. Return the new connection's handler, or `None` to
+    /// refuse it (it is closed at once). The default refuses.
+    fn on_accept(
+        &mut self,
+        ctx: &mut Context<'_>,
+        incoming: &Incoming,
+    ) -> Option<Box<dyn Handler>> {
+        None
+    }
+
+    /// ManualAccept: connections are waiting; accept them with
+    /// [`Context::accept`](crate::Context::accept). Repeats each turn while any wait.
+    fn on_accepting(&mut self, ctx: &mut Context<'_>) {}
+
+    /// The connection is established: a non-blocking connect completed (EventMux's
+    /// `ready`), or a listener just accepted it. A good place for a greeting.
+    fn on_connect(&mut self, ctx: &mut Context<'_>) {}
+
+    /// Bytes arrived. `data` borrows the reactor's shared read buffer: copy what must outlive
+    /// the call.
+    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {}
+
+    /// The output queue became empty: everything sent so far is in the kernel.
+    fn on_sent(&mut self, ctx: &mut Context<'_>) {}
+
+    /// ManualRead: the handle is readable. Repeats each turn while it stays readable.
+    fn on_readable(&mut self, ctx: &mut Context<'_>) {}
+
+    /// ManualWrite: the handle became writable after [`Context::watch_writable`](crate::Context::watch_writable)
+    /// (or registration). One call per request.
+    fn on_writable(&mut self, ctx: &mut Context<'_>) {}
+
+    /// A timer of this handle fired.
+    fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {}
+
+    /// An error on this handle. If it ends the handle, `on_closing`/`on_close` follow.
+    fn on_error(&mut self, ctx: &mut Context<'_>, error: &Error) {
+        log::debug!("{}: unhandled error: {error}", ctx.token());
+    }
+
+    /// The reactor has stopped serving the handle; `missing` queued bytes were never written
+    /// (EventMux's `missing`). Called for every handle that can send, on every close path,
+    /// right before `on_close`.
+    fn on_closing(&mut self, ctx: &mut Context<'_>, missing: usize) {}
+
+    /// The handle is gone (its descriptor closed, or handed back by `remove`). The last call
+    /// this handler receives; it is dropped after it.
+    fn on_close(&mut self, ctx: &mut Context<'_>, reason: CloseReason) {}
+}

@@ -1,0 +1,69 @@
+//! # eventmux
+//!
+//! A callback-driven I/O reactor for protocol servers: it multiplexes sockets, does the
+//! buffering, and calls your [`Handler`] with whole reads, drained queues and closes, one
+//! handler object per handle. Its model is Perl's IO::EventMux: every EventMux event is a
+//! callback, every option an [`Options`] setting, every method a [`Context`] or
+//! [`Reactor`] method.
+//!
+//! ```no_run
+//! use eventmux::{Context, Handler, Incoming, Reactor};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+//!         let _ = ctx.send(data); // queued; written at the end of the turn
+//!     }
+//! }
+//!
+//! struct Server;
+//! impl Handler for Server {
+//!     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+//!         Some(Box::new(Echo))
+//!     }
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let mut reactor = Reactor::new()?;
+//!     reactor.listen("127.0.0.1:7007", Box::new(Server))?;
+//!     reactor.run()
+//! }
+//! ```
+//!
+//! Platform: Linux is complete (epoll directly, `accept4`, `MSG_NOSIGNAL`). Other unix
+//! systems are not supported yet; [`Backend::Polling`] is the seam they will use.
+//! ARCHITECTURE.md in the repository is the map of the code.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+compile_error!("eventmux supports Linux only so far");
+
+mod context;
+mod dispatch;
+mod entry;
+mod error;
+mod handler;
+mod listener;
+mod options;
+mod output;
+mod reactor;
+mod registry;
+mod selector;
+mod stream;
+mod sys;
+mod timer;
+mod token;
+
+pub use context::{Context, Handle};
+pub use dispatch::PanicPolicy;
+pub use entry::Kind;
+pub use error::{CloseReason, Error};
+pub use handler::{Handler, Incoming};
+pub use listener::ACCEPT_BACKOFF;
+pub use options::{Options, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_READ_SIZE};
+pub use reactor::Reactor;
+pub use selector::Backend;
+pub use timer::TimerId;
+pub use token::Token;

@@ -1,0 +1,152 @@
+//! Per-handle options: EventMux's `ManualAccept`, `ManualRead`, `ManualWrite` and
+//! `ReadSize`, plus the bounds a server needs against peers that push or stall.
+
+use std::time::Duration;
+
+/// Default [`Options::read_size`]: 64 KiB, as in IO::EventMux.
+pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
+/// Default [`Options::max_output`]: 16 MiB of queued, unsent bytes per handle (comparable to
+/// redis's hard limit for pub/sub clients). A peer that stops reading cannot make a handle
+/// hold more than this.
+pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
+/// Default [`Options::linger`]: how long a graceful close waits for its queue to drain.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(10);
+
+/// Options for one handle, given when it is opened. A listener's options are inherited by
+/// every connection it accepts.
+///
+/// Read them as a sentence at the call site:
+///
+/// ```
+/// use std::time::Duration;
+/// use eventmux::Options;
+///
+/// let options = Options::new()
+///     .read_size(4096)
+///     .max_output(1 << 20)
+///     .linger(Duration::from_secs(2));
+/// assert_eq!(options.get_read_size(), 4096);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    manual_accept: bool,
+    manual_read: bool,
+    manual_write: bool,
+    read_size: usize,
+    max_output: usize,
+    linger: Duration,
+    nodelay: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            manual_accept: false,
+            manual_read: false,
+            manual_write: false,
+            read_size: DEFAULT_READ_SIZE,
+            max_output: DEFAULT_MAX_OUTPUT,
+            linger: DEFAULT_LINGER,
+            nodelay: true,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: automatic accept, read and write; 64 KiB reads; 16 MiB output bound;
+    /// 10 s linger; `TCP_NODELAY` on.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// ManualAccept: instead of accepting and calling
+    /// [`Handler::on_accept`](crate::Handler::on_accept), the reactor calls
+    /// [`Handler::on_accepting`](crate::Handler::on_accepting) and the handler accepts with
+    /// [`Context::accept`](crate::Context::accept). The callback repeats every turn while
+    /// connections are pending.
+    pub fn manual_accept(mut self, on: bool) -> Options {
+        self.manual_accept = on;
+        self
+    }
+
+    /// ManualRead: the reactor never reads; it calls
+    /// [`Handler::on_readable`](crate::Handler::on_readable) every turn while the handle is
+    /// readable, and the handler reads (e.g. with [`Context::read`](crate::Context::read)) or
+    /// pauses reading.
+    pub fn manual_read(mut self, on: bool) -> Options {
+        self.manual_read = on;
+        self
+    }
+
+    /// ManualWrite: the handler writes itself, asking for
+    /// [`Handler::on_writable`](crate::Handler::on_writable) with
+    /// [`Context::watch_writable`](crate::Context::watch_writable). `send` still works.
+    /// With both manual modes the descriptor's blocking mode is left as it was.
+    pub fn manual_write(mut self, on: bool) -> Options {
+        self.manual_write = on;
+        self
+    }
+
+    /// ReadSize: the most bytes one read asks for (default 64 KiB). All handles share one
+    /// read buffer, sized for the largest `read_size` in use. Values below 1 are taken as 1.
+    pub fn read_size(mut self, bytes: usize) -> Options {
+        self.read_size = bytes.max(1);
+        self
+    }
+
+    /// The bound on queued output. A send that would take the queue past it is refused: the
+    /// handle gets [`Error::OutputLimit`](crate::Error::OutputLimit) in `on_error` and is
+    /// killed. `usize::MAX` means no bound, which only a trusted peer deserves.
+    pub fn max_output(mut self, bytes: usize) -> Options {
+        self.max_output = bytes;
+        self
+    }
+
+    /// How long a graceful close waits for queued output to drain before the handle is
+    /// killed and `on_closing` reports the bytes that were never written.
+    pub fn linger(mut self, time: Duration) -> Options {
+        self.linger = time;
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on TCP connections (default on: replies go out at once).
+    pub fn nodelay(mut self, on: bool) -> Options {
+        self.nodelay = on;
+        self
+    }
+
+    /// Whether ManualAccept is on.
+    pub fn get_manual_accept(&self) -> bool {
+        self.manual_accept
+    }
+
+    /// Whether ManualRead is on.
+    pub fn get_manual_read(&self) -> bool {
+        self.manual_read
+    }
+
+    /// Whether ManualWrite is on.
+    pub fn get_manual_write(&self) -> bool {
+        self.manual_write
+    }
+
+    /// The read size in bytes.
+    pub fn get_read_size(&self) -> usize {
+        self.read_size
+    }
+
+    /// The output bound in bytes.
+    pub fn get_max_output(&self) -> usize {
+        self.max_output
+    }
+
+    /// The linger time of a graceful close.
+    pub fn get_linger(&self) -> Duration {
+        self.linger
+    }
+
+    /// Whether `TCP_NODELAY` is set on TCP connections.
+    pub fn get_nodelay(&self) -> bool {
+        self.nodelay
+    }
+}

@@ -1,0 +1,165 @@
+//! The per-handle output queue: what `send` has accepted and the kernel has not yet taken.
+//!
+//! Bytes given as a slice are appended to one reusable `tail` buffer, so steady-state
+//! sends do not allocate; `Bytes` given by value are queued as they are (no copy). A flush
+//! hands everything to one vectored write, oldest first, and [`OutputQueue::consume`]
+//! drops what the kernel took.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::Bytes;
+
+/// At most this many buffers go into one vectored write (well under `IOV_MAX`).
+pub(crate) const MAX_IOVECS: usize = 64;
+
+#[derive(Default)]
+pub(crate) struct OutputQueue {
+    /// Queued `Bytes`, all older than anything in `tail`.
+    chunks: VecDeque<Bytes>,
+    /// Copied bytes; `tail[tail_start..]` is still unsent.
+    tail: Vec<u8>,
+    tail_start: usize,
+    len: usize,
+}
+
+impl OutputQueue {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn push_slice(&mut self, data: &[u8]) {
+        if self.tail_start > 0 && self.tail.len() + data.len() > self.tail.capacity() {
+            // Reclaim the sent prefix before growing.
+            self.tail.drain(..self.tail_start);
+            self.tail_start = 0;
+        }
+        self.tail.extend_from_slice(data);
+        self.len += data.len();
+    }
+
+    pub(crate) fn push_bytes(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        if self.tail_start < self.tail.len() {
+            // Keep order: what was copied before this chunk must go out before it.
+            let pending = Bytes::copy_from_slice(&self.tail[self.tail_start..]);
+            self.chunks.push_back(pending);
+        }
+        self.tail.clear();
+        self.tail_start = 0;
+        self.len += data.len();
+        self.chunks.push_back(data);
+    }
+
+    /// Fills `slices` with the oldest queued buffers; returns how many were filled.
+    pub(crate) fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
+        let mut n = 0;
+        for chunk in self.chunks.iter().take(MAX_IOVECS) {
+            slices[n] = IoSlice::new(chunk);
+            n += 1;
+        }
+        if n < MAX_IOVECS && self.tail_start < self.tail.len() {
+            slices[n] = IoSlice::new(&self.tail[self.tail_start..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops the first `n` queued bytes (what a write took).
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            match self.chunks.front_mut() {
+                Some(chunk) if chunk.len() <= n => {
+                    n -= chunk.len();
+                    self.chunks.pop_front();
+                }
+                Some(chunk) => {
+                    bytes::Buf::advance(chunk, n);
+                    return;
+                }
+                None => {
+                    self.tail_start += n;
+                    break;
+                }
+            }
+        }
+        if self.tail_start == self.tail.len() {
+            self.tail.clear();
+            self.tail_start = 0;
+        }
+    }
+
+    /// Empties the queue; returns how many bytes were dropped.
+    pub(crate) fn clear(&mut self) -> usize {
+        let dropped = self.len;
+        self.chunks.clear();
+        self.tail.clear();
+        self.tail_start = 0;
+        self.len = 0;
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(queue: &OutputQueue) -> Vec<u8> {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = queue.io_slices(&mut slices);
+        slices[..n].iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    #[test]
+    fn slices_and_bytes_keep_their_order() {
+        let mut queue = OutputQueue::default();
+        queue.push_slice(b"ab");
+        queue.push_bytes(Bytes::from_static(b"cd"));
+        queue.push_slice(b"ef");
+        assert_eq!(queue.len(), 6);
+        assert_eq!(drain(&queue), b"abcdef");
+    }
+
+    #[test]
+    fn consume_across_chunks_and_tail() {
+        let mut queue = OutputQueue::default();
+        queue.push_bytes(Bytes::from_static(b"abc"));
+        queue.push_slice(b"defg");
+        queue.consume(4);
+        assert_eq!(queue.len(), 3);
+        assert_eq!(drain(&queue), b"efg");
+        queue.push_slice(b"h");
+        assert_eq!(drain(&queue), b"efgh");
+        queue.consume(4);
+        assert!(queue.is_empty());
+        assert_eq!(drain(&queue), b"");
+    }
+
+    #[test]
+    fn tail_is_reused_without_growing() {
+        let mut queue = OutputQueue::default();
+        queue.push_slice(&[0; 100]);
+        let capacity = queue.tail.capacity();
+        for _ in 0..1000 {
+            queue.consume(100);
+            queue.push_slice(&[1; 100]);
+        }
+        assert_eq!(queue.tail.capacity(), capacity);
+    }
+
+    #[test]
+    fn clear_reports_what_was_dropped() {
+        let mut queue = OutputQueue::default();
+        queue.push_slice(b"12345");
+        queue.push_bytes(Bytes::from_static(b"678"));
+        assert_eq!(queue.clear(), 8);
+        assert!(queue.is_empty());
+    }
+}

@@ -1,0 +1,370 @@
+//! The [`Reactor`]: owns every handle and runs the loop that turns readiness into callbacks.
+//!
+//! One turn ([`Reactor::run_once`]):
+//!
+//! 1. deliver what earlier calls queued (errors, closes);
+//! 2. wait for readiness, no longer than the next timer (not at all if work is pending);
+//! 3. act on each ready handle once: accept, complete a connect, read (at most a budget of
+//!    reads per handle per turn, so one busy peer cannot starve the rest), write;
+//! 4. fire due timers;
+//! 5. flush every handle whose output grew, one vectored write each.
+//!
+//! Stream handles are registered edge-triggered once, so steady state costs one
+//! `epoll_wait` per turn plus one read and one write per active connection.
+
+use std::io;
+use std::net::ToSocketAddrs;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use crate::dispatch::{call, dispatch};
+use crate::entry::{Kind, Life};
+use crate::registry::{Deferred, Flushed, Registry};
+use crate::selector::{self, Readiness, Trigger};
+use crate::timer::TimerPurpose;
+use crate::{Backend, Handle, Handler, Options, PanicPolicy, Token};
+
+/// How many flush rounds one turn does when `on_sent` keeps sending; the rest waits for
+/// the next turn so that a handler cannot hold the loop.
+const FLUSH_ROUNDS: usize = 4;
+
+/// The event loop: owns every handle and dispatches its events to its [`Handler`].
+///
+/// ```no_run
+/// use eventmux::{Context, Handler, Incoming, Reactor};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+///         let _ = ctx.send(data);
+///     }
+/// }
+///
+/// struct Server;
+/// impl Handler for Server {
+///     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+///         Some(Box::new(Echo))
+///     }
+/// }
+///
+/// fn main() -> std::io::Result<()> {
+///     let mut reactor = Reactor::new()?;
+///     reactor.listen("127.0.0.1:7007", Box::new(Server))?;
+///     reactor.run()
+/// }
+/// ```
+pub struct Reactor {
+    pub(crate) registry: Registry,
+    /// The one read buffer shared by every handle.
+    pub(crate) read_buf: Vec<u8>,
+    events: Vec<Readiness>,
+    flushing: Vec<Token>,
+    /// Whether a short read proves a stream drained (see `Selector::reports_read_closed`).
+    pub(crate) short_read_drains: bool,
+}
+
+impl Reactor {
+    /// A reactor on the platform's default [`Backend`] (epoll on Linux).
+    pub fn new() -> io::Result<Reactor> {
+        Reactor::with_backend(Backend::default())
+    }
+
+    /// A reactor on the given readiness backend (EventMux's `EventLoop` option).
+    pub fn with_backend(backend: Backend) -> io::Result<Reactor> {
+        let selector = selector::open(backend)?;
+        let short_read_drains = selector.reports_read_closed();
+        Ok(Reactor {
+            registry: Registry::new(selector),
+            read_buf: Vec::new(),
+            events: Vec::with_capacity(1024),
+            flushing: Vec::new(),
+            short_read_drains,
+        })
+    }
+
+    /// Chooses what happens when a callback panics (default: kill that handle, go on).
+    pub fn set_panic_policy(&mut self, policy: PanicPolicy) {
+        self.registry.panic_policy = policy;
+    }
+
+    /// Listens on a TCP address with default [`Options`]. Port 0 picks a free port: read it
+    /// back with [`Handle::local_addr`]. Host names are resolved (blocking) with the system
+    /// resolver; the first address is used.
+    pub fn listen(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.listen(addr, Options::default(), handler)
+    }
+
+    /// Listens with the given options, which accepted connections inherit.
+    pub fn listen_with(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.listen(addr, options, handler)
+    }
+
+    /// Starts a non-blocking TCP connect. Success arrives as `on_connect`; refusal as
+    /// `on_error` then `on_close`. Sends made before it completes are queued.
+    pub fn connect(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.connect(addr, Options::default(), handler)
+    }
+
+    /// Connects with the given options.
+    pub fn connect_with(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.connect(addr, options, handler)
+    }
+
+    /// Adds an already-open socket (connected stream or listener; told apart with
+    /// `SO_ACCEPTCONN`). It is made non-blocking unless both manual modes are on.
+    pub fn add(
+        &mut self,
+        fd: impl Into<OwnedFd>,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.add(fd.into(), options, handler)
+    }
+
+    /// Adds a handle with no descriptor: it gets timers (and is closed like any other). A
+    /// home for work that belongs to no connection.
+    pub fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
+        self.registry.add_handler(handler)
+    }
+
+    /// A handle, if it is still open.
+    pub fn handle(&mut self, token: Token) -> Option<Handle<'_>> {
+        Handle::new(&mut self.registry, token)
+    }
+
+    /// A handle's handler, if it is of type `T`.
+    pub fn handler_mut<T: Handler>(&mut self, token: Token) -> Option<&mut T> {
+        self.registry.handler_mut(token)
+    }
+
+    /// Every open handle's token.
+    pub fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
+        self.registry.tokens()
+    }
+
+    /// How many handles exist (including ones still closing).
+    pub fn len(&self) -> usize {
+        self.registry.entries.len()
+    }
+
+    /// Whether no handle exists.
+    pub fn is_empty(&self) -> bool {
+        self.registry.entries.is_empty()
+    }
+
+    /// Makes [`run`](Reactor::run) return after the current turn.
+    pub fn stop(&mut self) {
+        self.registry.stopped = true;
+    }
+
+    /// Runs turns until [`stop`](Context::stop) is called or nothing is left to watch (no
+    /// handles, hence no timers).
+    pub fn run(&mut self) -> io::Result<()> {
+        let result = loop {
+            if self.registry.stopped || (self.is_empty() && self.registry.deferred.is_empty()) {
+                break Ok(());
+            }
+            if let Err(e) = self.run_once(None) {
+                break Err(e);
+            }
+        };
+        self.registry.stopped = false;
+        result
+    }
+
+    /// One turn (EventMux's `mux($timeout)`): waits up to `timeout` for events (`None`:
+    /// until something happens; zero: poll and return), dispatches them, fires due timers
+    /// and flushes output.
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.process_deferred();
+        let timeout = self.wait_time(timeout);
+        self.events.clear();
+        match self.registry.selector.select(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        for i in 0..self.events.len() {
+            let event = self.events[i];
+            self.take_readiness(event);
+        }
+        for _ in 0..self.registry.ready.len() {
+            let Some(token) = self.registry.ready.pop_front() else {
+                break;
+            };
+            self.drive(token);
+            self.process_deferred();
+        }
+        self.fire_timers();
+        self.flush_dirty();
+        if let Some(payload) = self.registry.panic.take() {
+            std::panic::resume_unwind(payload);
+        }
+        Ok(())
+    }
+
+    fn wait_time(&mut self, timeout: Option<Duration>) -> Option<Duration> {
+        let registry = &mut self.registry;
+        if !registry.ready.is_empty() || !registry.dirty.is_empty() || !registry.deferred.is_empty()
+        {
+            return Some(Duration::ZERO);
+        }
+        let until_timer = registry
+            .timers
+            .next_deadline()
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        match (timeout, until_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn take_readiness(&mut self, event: Readiness) {
+        let token = Token::from_key(event.key);
+        let Some(entry) = self.registry.entry_mut(token) else {
+            // A handle finalized earlier in this batch: its slot may already be reused.
+            return;
+        };
+        if entry.life == Life::Dying {
+            return;
+        }
+        let ready = &mut entry.ready;
+        ready.readable |= event.readable;
+        ready.writable |= event.writable;
+        ready.read_closed |= event.closed;
+        ready.error |= event.error;
+        self.registry.schedule(token);
+    }
+
+    fn drive(&mut self, token: Token) {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        entry.in_ready = false;
+        match entry.kind {
+            Kind::Listener => self.drive_listener(token),
+            Kind::Stream => self.drive_stream(token),
+            Kind::Virtual => {}
+        }
+        if let Some(entry) = self.registry.entry_mut(token) {
+            if entry.trigger == Trigger::Level {
+                // Level triggering reports again whatever still holds.
+                entry.ready = Default::default();
+            }
+        }
+    }
+
+    /// Writes queued output of `token`; reports drain, completes a graceful close, or fails
+    /// the handle.
+    pub(crate) fn flush(&mut self, token: Token) {
+        match self.registry.flush(token) {
+            Flushed::Idle | Flushed::Partial => {}
+            Flushed::Drained => match self.registry.entry(token).map(|e| e.life) {
+                Some(Life::Closing { reason, .. }) => self.registry.kill(token, reason),
+                _ => {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_sent(ctx));
+                }
+            },
+            Flushed::Failed(e) => self.registry.fail(token, e.into()),
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        for _ in 0..FLUSH_ROUNDS {
+            if self.registry.dirty.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut self.flushing, &mut self.registry.dirty);
+            let mut flushing = std::mem::take(&mut self.flushing);
+            for token in flushing.drain(..) {
+                self.flush(token);
+                self.process_deferred();
+            }
+            self.flushing = flushing;
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((id, timer)) = self.registry.timers.pop_due(now) {
+            let token = timer.token;
+            let one_shot_done = self.registry.timers.get(id).is_none();
+            let Some(entry) = self.registry.entry_mut(token) else {
+                continue;
+            };
+            if entry.life == Life::Dying {
+                continue;
+            }
+            if one_shot_done {
+                entry.timers.retain(|&t| t != id);
+            }
+            match timer.purpose {
+                TimerPurpose::User => {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_timer(ctx, id));
+                }
+                TimerPurpose::Linger => {
+                    log::debug!(
+                        "{token}: linger expired with {} bytes queued",
+                        entry.output.len()
+                    );
+                    self.registry.kill(token, crate::CloseReason::LingerExpired);
+                }
+                TimerPurpose::AcceptRetry => {
+                    entry.accept_backoff = false;
+                    self.registry.update_interest(token);
+                    self.registry.schedule(token);
+                }
+            }
+            self.process_deferred();
+        }
+    }
+
+    /// Delivers queued errors and finalizes closed handles, until nothing is queued.
+    pub(crate) fn process_deferred(&mut self) {
+        while let Some(work) = self.registry.deferred.pop_front() {
+            match work {
+                Deferred::Error(token, error) => {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_error(ctx, &error));
+                }
+                Deferred::Finalize(token, reason) => {
+                    let Some(mut entry) = self.registry.take(token) else {
+                        continue;
+                    };
+                    let missing = entry.output.clear();
+                    drop(entry.fd.take());
+                    log::debug!("{token}: closed ({reason:?}), {missing} bytes unsent");
+                    let Some(mut handler) = entry.handler.take() else {
+                        log::error!("{token}: finalized while its handler was running");
+                        continue;
+                    };
+                    if entry.kind.can_send() {
+                        call(&mut self.registry, token, &mut *handler, |h, ctx| {
+                            h.on_closing(ctx, missing)
+                        });
+                    }
+                    call(&mut self.registry, token, &mut *handler, |h, ctx| {
+                        h.on_close(ctx, reason)
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Readiness backends: the seam between the reactor and the OS notification mechanism
+//! (EventMux's `EventLoop` option).
+//!
+//! The reactor asks a [`Selector`] for two registration styles:
+//!
+//! - **edge** ([`Trigger::Edge`]): registered once for reading and writing, never touched
+//!   again. The reactor remembers readiness itself and clears it only when a read or write
+//!   comes back short or with `EWOULDBLOCK`. This is what buffered handles use, so a busy
+//!   connection costs no `epoll_ctl` at all.
+//! - **level** ([`Trigger::Level`]): reported for as long as the condition holds, with an
+//!   interest the reactor updates. Manual modes (ManualRead, ManualWrite, ManualAccept)
+//!   use it, because there the *user* does the I/O and the reactor cannot see `EWOULDBLOCK`.
+//!
+//! Backends: [`Backend::Epoll`] talks to epoll(7) directly (Linux, the default) and
+//! [`Backend::Polling`] goes through the portable `polling` crate. On Linux `polling` 3.11
+//! adds a `timerfd_settime` and an eventfd `read` plus two `epoll_ctl` calls to every
+//! `wait()`, which is four syscalls per turn that a ping-pong server pays per message;
+//! that is why it is not the default here (see ARCHITECTURE.md for the measurement).
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll;
+mod polling;
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+/// Which readiness mechanism a [`Reactor`](crate::Reactor) uses.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use eventmux::{Backend, Reactor};
+/// let reactor = Reactor::with_backend(Backend::Polling)?;
+/// # drop(reactor); Ok(()) }
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// epoll(7) called directly: no syscall beyond `epoll_wait` per turn. Linux only.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg_attr(any(target_os = "linux", target_os = "android"), default)]
+    Epoll,
+    /// The `polling` crate: portable (kqueue, event ports, epoll), a few syscalls dearer
+    /// per turn on Linux.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), default)]
+    Polling,
+}
+
+/// What a registration waits for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub(crate) struct Interest {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+impl Interest {
+    pub(crate) const BOTH: Interest = Interest {
+        read: true,
+        write: true,
+    };
+}
+
+/// How readiness is reported for one registration; see the module docs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    Edge,
+    Level,
+}
+
+/// One readiness report. `closed` and `error` are hints (HUP/RDHUP, ERR): the reactor
+/// confirms them with a read or `SO_ERROR`.
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct Readiness {
+    pub(crate) key: u64,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    pub(crate) closed: bool,
+    pub(crate) error: bool,
+}
+
+/// A readiness notification mechanism.
+pub(crate) trait Selector {
+    fn register(
+        &self,
+        fd: BorrowedFd<'_>,
+        key: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()>;
+    fn reregister(
+        &self,
+        fd: BorrowedFd<'_>,
+        key: u64,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> io::Result<()>;
+    fn deregister(&self, fd: BorrowedFd<'_>) -> io::Result<()>;
+    /// Appends the reports that arrive within `timeout` (`None`: wait forever) to `out`.
+    fn select(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()>;
+    /// Whether a peer's half-close is reported (`EPOLLRDHUP`) together with the data before
+    /// it. Only then may the reactor take a short read as "drained" and skip the extra read
+    /// that would return `EWOULDBLOCK`: otherwise a FIN that arrived with the last bytes
+    /// would never produce another edge.
+    fn reports_read_closed(&self) -> bool;
+}
+
+pub(crate) fn open(backend: Backend) -> io::Result<Box<dyn Selector>> {
+    Ok(match backend {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Backend::Epoll => Box::new(epoll::EpollSelector::new()?),
+        Backend::Polling => Box::new(polling::PollingSelector::new()?),
+    })
+}

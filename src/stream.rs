@@ -1,0 +1,153 @@
+//! Driving a stream handle: completing a connect, reading into the shared buffer, writing
+//! when the socket becomes writable, and the manual modes.
+
+use std::io;
+use std::os::fd::AsFd;
+
+use socket2::SockRef;
+
+use crate::dispatch::dispatch;
+use crate::entry::Life;
+use crate::selector::Trigger;
+use crate::sys;
+use crate::{CloseReason, Error, Reactor, Token};
+
+/// Reads per handle per turn before the others get their turn.
+const READS_PER_TURN: usize = 8;
+
+impl Reactor {
+    pub(crate) fn drive_stream(&mut self, token: Token) {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        let ready = entry.ready;
+        match entry.life {
+            Life::Dying => return,
+            Life::Connecting => {
+                if !(ready.writable || ready.error || ready.read_closed) {
+                    return;
+                }
+                if !self.finish_connect(token) {
+                    return;
+                }
+            }
+            Life::Open | Life::Closing { .. } => {
+                if ready.error {
+                    entry.ready.error = false;
+                    let error = entry.fd.as_ref().map(|fd| SockRef::from(fd).take_error());
+                    match error {
+                        Some(Ok(Some(e))) | Some(Err(e)) => {
+                            self.registry.fail(token, Error::Io(e));
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if ready.writable {
+            self.flush(token);
+        }
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        if entry.options.get_manual_write()
+            && entry.watch_writable
+            && ready.writable
+            && entry.is_live()
+        {
+            entry.watch_writable = false;
+            self.registry.update_interest(token);
+            dispatch(&mut self.registry, token, |h, ctx| h.on_writable(ctx));
+        }
+        let Some(entry) = self.registry.entry(token) else {
+            return;
+        };
+        if entry.wants_read() && (ready.readable || ready.read_closed) {
+            if entry.options.get_manual_read() {
+                dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
+            } else {
+                self.read_stream(token);
+            }
+        }
+    }
+
+    /// Completes a non-blocking connect; returns whether the handle is now open.
+    fn finish_connect(&mut self, token: Token) -> bool {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return false;
+        };
+        let outcome = match entry.fd.as_ref() {
+            Some(fd) => SockRef::from(fd).take_error(),
+            None => Ok(None),
+        };
+        match outcome {
+            Ok(None) => {
+                entry.life = Life::Open;
+                entry.ready.error = false;
+                self.registry.update_interest(token);
+                log::trace!("{token}: connected");
+                dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
+                true
+            }
+            Ok(Some(e)) | Err(e) => {
+                self.registry.fail(token, Error::Io(e));
+                false
+            }
+        }
+    }
+
+    /// Reads until the socket is drained, the budget is spent, or the handler pauses,
+    /// closes or kills the handle; each read is one `on_read`.
+    fn read_stream(&mut self, token: Token) {
+        for _ in 0..READS_PER_TURN {
+            let Some(entry) = self.registry.entry_mut(token) else {
+                return;
+            };
+            if !entry.wants_read() {
+                return;
+            }
+            let read_size = entry.options.get_read_size();
+            if self.read_buf.len() < read_size {
+                self.read_buf.resize(read_size, 0);
+            }
+            let Some(fd) = entry.fd.as_ref() else {
+                return;
+            };
+            match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
+                Ok(0) => {
+                    entry.ready.readable = false;
+                    entry.ready.read_closed = false;
+                    self.registry.close_with(token, CloseReason::PeerClosed);
+                    return;
+                }
+                Ok(n) => {
+                    // With edge triggering a short read means the socket is empty now; if a
+                    // FIN came with the data, read on to see the end of stream.
+                    let drained = n < read_size
+                        && (entry.trigger == Trigger::Level
+                            || (self.short_read_drains && !entry.ready.read_closed));
+                    if drained {
+                        entry.ready.readable = false;
+                    }
+                    let data = &self.read_buf[..n];
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+                    if drained {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    entry.ready.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.registry.fail(token, Error::Io(e));
+                    return;
+                }
+            }
+        }
+        // Budget spent with data left: continue next turn, after the others.
+        self.registry.schedule(token);
+    }
+}

@@ -1,0 +1,69 @@
+//! The epoll(7) instance behind the default Linux backend.
+//!
+//! Only what the reactor uses: create, `EPOLL_CTL_ADD/MOD/DEL`, and `epoll_wait` into a
+//! reusable event array. The timeout is rounded *up* to whole milliseconds so that a timer
+//! due in 0.3 ms does not make the loop wake early and spin until it is due.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+pub(crate) use libc::epoll_event as Event;
+
+pub(crate) struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    pub(crate) fn new() -> io::Result<Epoll> {
+        // SAFETY: plain syscall; the result is checked before use.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub(crate) fn ctl(&self, op: i32, fd: BorrowedFd<'_>, flags: u32, data: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: flags,
+            u64: data,
+        };
+        // SAFETY: `event` is valid for the call; both descriptors are live.
+        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd.as_raw_fd(), &mut event) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits for events, filling `events` from the start; returns how many arrived.
+    pub(crate) fn wait(
+        &self,
+        events: &mut [Event],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let timeout_ms = match timeout {
+            None => -1,
+            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+        };
+        // SAFETY: `events` is a valid writable array of `events.len()` entries.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len().min(i32::MAX as usize) as i32,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
