@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use eventmux::{Context, Handler, Incoming, Kind, Reactor};
+use eventmux::{Context, Handler, Incoming, Kind, Reactor, Token};
 
 /// Longest line accepted; a client that sends more without a newline is disconnected, so a
 /// peer cannot grow the server's memory.
@@ -15,6 +15,8 @@ const MAX_LINE: usize = 64 * 1024;
 /// One per client: collects bytes into lines and relays each whole line to the others.
 struct Member {
     partial: Vec<u8>,
+    /// Reused list of the other members, so relaying a line allocates nothing.
+    others: Vec<Token>,
 }
 
 impl Handler for Member {
@@ -31,14 +33,16 @@ impl Handler for Member {
                 &self.partial
             };
             // Every stream handle but this one is a chat member (the other kind is the listener).
-            let others: Vec<_> = ctx.tokens().filter(|&t| t != me).collect();
-            for other in others {
-                if ctx.kind_of(other) == Some(Kind::Stream) {
-                    if let Some(mut peer) = ctx.handle(other) {
-                        // A member that stopped reading hits its output bound and is dropped;
-                        // the others are unaffected.
-                        let _ = peer.send(whole);
-                    }
+            self.others.clear();
+            self.others.extend(
+                ctx.tokens()
+                    .filter(|&t| t != me && ctx.kind_of(t) == Some(Kind::Stream)),
+            );
+            for &other in &self.others {
+                if let Some(mut peer) = ctx.handle(other) {
+                    // A member that stopped reading hits its output bound and is dropped;
+                    // the others are unaffected.
+                    let _ = peer.send(whole);
                 }
             }
             self.partial.clear();
@@ -56,6 +60,7 @@ impl Handler for Lobby {
     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
         Some(Box::new(Member {
             partial: Vec::new(),
+            others: Vec::new(),
         }))
     }
 }

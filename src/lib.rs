@@ -67,3 +67,8 @@ pub use reactor::Reactor;
 pub use selector::Backend;
 pub use timer::TimerId;
 pub use token::Token;
+
+/// The README's examples are compiled as doc tests, so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

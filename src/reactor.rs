@@ -175,7 +175,7 @@ impl Reactor {
         self.registry.stopped = true;
     }
 
-    /// Runs turns until [`stop`](Context::stop) is called or nothing is left to watch (no
+    /// Runs turns until [`stop`](crate::Context::stop) is called or nothing is left to watch (no
     /// handles, hence no timers).
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
