@@ -494,6 +494,12 @@ impl Registry {
         match sys::fd::accept(self.fd_of(token)?) {
             Ok(accepted) => Ok(Some(accepted)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if crate::listener::is_exhaustion(&e) => {
+                // Level-triggered, the listener would report the same backlog every turn.
+                let code = e.raw_os_error().unwrap_or(libc::EMFILE);
+                self.back_off_accept(token, e);
+                Err(Error::Io(io::Error::from_raw_os_error(code)))
+            }
             Err(e) => Err(Error::Io(e)),
         }
     }
