@@ -75,8 +75,12 @@ impl<'a> Context<'a> {
         self.registry.buflen(self.token)
     }
 
-    /// Graceful close: stop reading, flush the queue, then close (bounded by
-    /// [`Options::linger`]). Closing twice is harmless.
+    /// Graceful close: stop reading, flush the queue, shut down our sending side, and wait
+    /// for the peer to close its side (what it still sends is discarded), then close. Waiting
+    /// for the peer matters: closing a socket with unread input resets the connection, and a
+    /// reset destroys what the peer has not read yet. The whole close is bounded by
+    /// [`Options::linger`]; `on_closing`/`on_close` follow. The handle's timers are cancelled
+    /// at once. Closing twice is harmless.
     pub fn close(&mut self) {
         self.registry.close_with(self.token, CloseReason::Closed);
     }

@@ -31,13 +31,16 @@ impl Kind {
 /// Where a handle is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Life {
-    /// A non-blocking connect is under way; sends are queued.
-    Connecting,
     Open,
-    /// Graceful close: no more reading, the queue is flushing; then finalized with `reason`.
+    /// Graceful close, first half: input is discarded and the queue is flushing.
     Closing {
         reason: CloseReason,
-        linger: Option<TimerId>,
+    },
+    /// Graceful close, second half: everything is written and our side is shut down
+    /// (`SHUT_WR`); input is read and discarded until the peer's end of stream, so that
+    /// closing does not reset the connection and destroy data the peer has not read yet.
+    Lingering {
+        reason: CloseReason,
     },
     /// Finalization is queued; the handle takes no more operations or events.
     Dying,
@@ -66,6 +69,10 @@ pub(crate) struct Entry {
     pub(crate) options: Options,
     pub(crate) life: Life,
     pub(crate) ready: Ready,
+    /// False while a non-blocking connect is under way (sends are queued meanwhile).
+    pub(crate) connected: bool,
+    /// The peer's end of stream has been read.
+    pub(crate) eof: bool,
     pub(crate) trigger: Trigger,
     /// The interest last given to the selector (level-triggered entries only change it).
     pub(crate) interest: Interest,
@@ -83,7 +90,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn new(kind: Kind, fd: Option<OwnedFd>, options: Options, life: Life) -> Entry {
+    pub(crate) fn new(kind: Kind, fd: Option<OwnedFd>, options: Options, connected: bool) -> Entry {
         let manual = options.get_manual_read()
             || options.get_manual_write()
             || (kind == Kind::Listener && options.get_manual_accept());
@@ -94,12 +101,14 @@ impl Entry {
             fd,
             registered: false,
             options,
-            life,
+            life: Life::Open,
             ready: Ready {
-                // An accepted stream is writable until a write says otherwise.
-                writable: life == Life::Open,
+                // A connected stream is writable until a write says otherwise.
+                writable: connected,
                 ..Ready::default()
             },
+            connected,
+            eof: false,
             trigger: if manual {
                 Trigger::Level
             } else {
@@ -118,12 +127,19 @@ impl Entry {
 
     /// Whether the handle still takes operations (it is not closing or dying).
     pub(crate) fn is_live(&self) -> bool {
-        matches!(self.life, Life::Connecting | Life::Open)
+        self.life == Life::Open
     }
 
     /// Whether the reactor should read (or report readability) now.
     pub(crate) fn wants_read(&self) -> bool {
-        self.life == Life::Open && !self.paused && !self.accept_backoff
+        self.life == Life::Open && self.connected && !self.paused && !self.accept_backoff
+    }
+
+    /// Whether input is read and thrown away (a graceful close in progress).
+    pub(crate) fn discards_input(&self) -> bool {
+        matches!(self.life, Life::Closing { .. } | Life::Lingering { .. })
+            && self.connected
+            && !self.eof
     }
 
     /// The interest this entry should be registered with.
@@ -131,11 +147,9 @@ impl Entry {
         match self.trigger {
             Trigger::Edge => Interest::BOTH,
             Trigger::Level => Interest {
-                read: self.wants_read(),
+                read: self.wants_read() || self.discards_input(),
                 write: self.kind == Kind::Stream
-                    && (self.watch_writable
-                        || !self.output.is_empty()
-                        || self.life == Life::Connecting),
+                    && (self.watch_writable || !self.output.is_empty() || !self.connected),
             },
         }
     }

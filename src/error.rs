@@ -93,7 +93,8 @@ impl From<Error> for io::Error {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// [`close`](crate::Context::close) was called and the queue drained.
+    /// [`close`](crate::Context::close) was called, the queue drained and the peer closed
+    /// its side (or the linger time ran out after everything was written).
     Closed,
     /// [`kill`](crate::Context::kill) was called: the queue was dropped.
     Killed,

@@ -102,8 +102,9 @@ impl Options {
         self
     }
 
-    /// How long a graceful close waits for queued output to drain before the handle is
-    /// killed and `on_closing` reports the bytes that were never written.
+    /// How long a graceful close may take: for queued output to drain (if it has not by then,
+    /// the handle is killed, [`CloseReason::LingerExpired`](crate::CloseReason::LingerExpired),
+    /// and `on_closing` reports the bytes never written), then for the peer to close its side.
     pub fn linger(mut self, time: Duration) -> Options {
         self.linger = time;
         self

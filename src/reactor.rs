@@ -278,7 +278,7 @@ impl Reactor {
         match self.registry.flush(token) {
             Flushed::Idle | Flushed::Partial => {}
             Flushed::Drained => match self.registry.entry(token).map(|e| e.life) {
-                Some(Life::Closing { reason, .. }) => self.registry.kill(token, reason),
+                Some(Life::Closing { .. }) => self.registry.closing_drained(token),
                 _ => {
                     dispatch(&mut self.registry, token, |h, ctx| h.on_sent(ctx));
                 }
@@ -321,11 +321,18 @@ impl Reactor {
                     dispatch(&mut self.registry, token, |h, ctx| h.on_timer(ctx, id));
                 }
                 TimerPurpose::Linger => {
-                    log::debug!(
-                        "{token}: linger expired with {} bytes queued",
-                        entry.output.len()
-                    );
-                    self.registry.kill(token, crate::CloseReason::LingerExpired);
+                    let reason = match entry.life {
+                        // Everything was written; only the peer's end of stream is missing.
+                        Life::Lingering { reason } => reason,
+                        _ => {
+                            log::debug!(
+                                "{token}: linger expired with {} bytes queued",
+                                entry.output.len()
+                            );
+                            crate::CloseReason::LingerExpired
+                        }
+                    };
+                    self.registry.kill(token, reason);
                 }
                 TimerPurpose::AcceptRetry => {
                     entry.accept_backoff = false;

@@ -187,7 +187,7 @@ impl Registry {
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(libc::SOMAXCONN)?;
-        let entry = Entry::new(Kind::Listener, Some(socket.into()), options, Life::Open);
+        let entry = Entry::new(Kind::Listener, Some(socket.into()), options, true);
         self.insert(entry, handler)
     }
 
@@ -208,7 +208,7 @@ impl Registry {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
             Err(e) => Some(e),
         };
-        let entry = Entry::new(Kind::Stream, Some(socket.into()), options, Life::Connecting);
+        let entry = Entry::new(Kind::Stream, Some(socket.into()), options, false);
         let token = self.insert(entry, handler)?;
         if let Some(e) = refused {
             // Reported like an asynchronous refusal: on_error, then on_close.
@@ -227,7 +227,7 @@ impl Registry {
         if !(options.get_manual_read() && options.get_manual_write()) {
             sys::fd::set_nonblocking(fd.as_fd(), true)?;
         }
-        self.insert(Entry::new(kind, Some(fd), options, Life::Open), handler)
+        self.insert(Entry::new(kind, Some(fd), options, true), handler)
     }
 
     pub(crate) fn add_accepted(
@@ -240,14 +240,11 @@ impl Registry {
             // Fails harmlessly on non-TCP streams.
             let _ = SockRef::from(&fd).set_tcp_nodelay(true);
         }
-        self.insert(
-            Entry::new(Kind::Stream, Some(fd), options, Life::Open),
-            handler,
-        )
+        self.insert(Entry::new(Kind::Stream, Some(fd), options, true), handler)
     }
 
     pub(crate) fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
-        let entry = Entry::new(Kind::Virtual, None, Options::default(), Life::Open);
+        let entry = Entry::new(Kind::Virtual, None, Options::default(), true);
         self.insert(entry, handler)
             .expect("registering a handle without a descriptor cannot fail")
     }
@@ -316,7 +313,7 @@ impl Registry {
         };
         entry.in_dirty = false;
         let writable = entry.ready.writable || entry.trigger == Trigger::Level;
-        let connected = matches!(entry.life, Life::Open | Life::Closing { .. });
+        let connected = entry.connected && matches!(entry.life, Life::Open | Life::Closing { .. });
         if entry.output.is_empty() || !writable || !connected {
             return Flushed::Idle;
         }
@@ -358,31 +355,72 @@ impl Registry {
 
     // ----- closing -----------------------------------------------------------------------
 
-    /// Graceful close: stop reading, flush, then finalize with `reason`.
+    /// Graceful close: stop delivering input, flush the queue, shut our side down, wait for
+    /// the peer's end of stream, then finalize with `reason`; all within the linger time.
     pub(crate) fn close_with(&mut self, token: Token, reason: CloseReason) {
-        let Some(entry) = self.entry_mut(token) else {
+        let Some(entry) = self.entry_mut(token).filter(|e| e.is_live()) else {
             return;
         };
-        if !entry.is_live() {
-            return;
-        }
-        if entry.output.is_empty()
-            || entry.life == Life::Connecting && reason == CloseReason::Closed
+        if entry.kind != Kind::Stream
+            || entry.fd.is_none()
+            || (!entry.connected && entry.output.is_empty())
         {
             self.kill(token, reason);
             return;
         }
+        entry.life = Life::Closing { reason };
+        let drained = entry.output.is_empty();
         let linger = entry.options.get_linger();
-        let id = self
-            .timers
-            .insert(token, TimerPurpose::Linger, linger, None);
-        let entry = self.entry_mut(token).expect("checked above");
-        entry.timers.push(id);
-        entry.life = Life::Closing {
-            reason,
-            linger: Some(id),
-        };
+        // The handler is done with this handle: its timers go now, not at finalization.
+        let mut owned = std::mem::take(&mut entry.timers);
+        owned.retain(|&id| {
+            let user = self
+                .timers
+                .get(id)
+                .is_some_and(|t| t.purpose == TimerPurpose::User);
+            if user {
+                self.timers.cancel(id);
+            }
+            !user
+        });
+        owned.push(
+            self.timers
+                .insert(token, TimerPurpose::Linger, linger, None),
+        );
+        self.entry_mut(token).expect("checked above").timers = owned;
         self.update_interest(token);
+        if drained {
+            self.closing_drained(token);
+        }
+    }
+
+    /// A closing handle's queue is empty: half-close and linger for the peer's end of stream
+    /// (unless it already came), so unread input does not turn our close into a reset that
+    /// destroys what the peer has not read yet.
+    pub(crate) fn closing_drained(&mut self, token: Token) {
+        let Some(entry) = self.entry_mut(token) else {
+            return;
+        };
+        let Life::Closing { reason } = entry.life else {
+            return;
+        };
+        if entry.eof {
+            self.kill(token, reason);
+            return;
+        }
+        let shut = entry
+            .fd
+            .as_ref()
+            .map(|fd| SockRef::from(fd).shutdown(std::net::Shutdown::Write));
+        match shut {
+            Some(Ok(())) => {
+                entry.life = Life::Lingering { reason };
+                self.update_interest(token);
+                // Input may already be waiting; edge triggering will not report it again.
+                self.schedule(token);
+            }
+            _ => self.kill(token, reason),
+        }
     }
 
     /// Immediate close: the descriptor stops producing events now and finalization is

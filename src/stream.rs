@@ -14,6 +14,8 @@ use crate::{CloseReason, Error, Reactor, Token};
 
 /// Reads per handle per turn before the others get their turn.
 const READS_PER_TURN: usize = 8;
+/// Read size used to throw away input during a graceful close.
+const DISCARD_SIZE: usize = 16 * 1024;
 
 impl Reactor {
     pub(crate) fn drive_stream(&mut self, token: Token) {
@@ -21,28 +23,20 @@ impl Reactor {
             return;
         };
         let ready = entry.ready;
-        match entry.life {
-            Life::Dying => return,
-            Life::Connecting => {
-                if !(ready.writable || ready.error || ready.read_closed) {
-                    return;
-                }
-                if !self.finish_connect(token) {
-                    return;
-                }
+        if entry.life == Life::Dying {
+            return;
+        }
+        if !entry.connected {
+            if !(ready.writable || ready.error || ready.read_closed) || !self.finish_connect(token)
+            {
+                return;
             }
-            Life::Open | Life::Closing { .. } => {
-                if ready.error {
-                    entry.ready.error = false;
-                    let error = entry.fd.as_ref().map(|fd| SockRef::from(fd).take_error());
-                    match error {
-                        Some(Ok(Some(e))) | Some(Err(e)) => {
-                            self.registry.fail(token, Error::Io(e));
-                            return;
-                        }
-                        _ => {}
-                    }
-                }
+        } else if ready.error {
+            entry.ready.error = false;
+            let error = entry.fd.as_ref().map(|fd| SockRef::from(fd).take_error());
+            if let Some(Ok(Some(e)) | Err(e)) = error {
+                self.registry.fail(token, Error::Io(e));
+                return;
             }
         }
         if ready.writable {
@@ -63,7 +57,10 @@ impl Reactor {
         let Some(entry) = self.registry.entry(token) else {
             return;
         };
-        if entry.wants_read() && (ready.readable || ready.read_closed) {
+        let readable = ready.readable || ready.read_closed;
+        if entry.discards_input() && readable {
+            self.discard_input(token);
+        } else if entry.wants_read() && readable {
             if entry.options.get_manual_read() {
                 dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
             } else {
@@ -83,11 +80,15 @@ impl Reactor {
         };
         match outcome {
             Ok(None) => {
-                entry.life = Life::Open;
+                entry.connected = true;
                 entry.ready.error = false;
+                // Closed before the connect completed: flush and close, but no on_connect.
+                let open = entry.life == Life::Open;
                 self.registry.update_interest(token);
                 log::trace!("{token}: connected");
-                dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
+                if open {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
+                }
                 true
             }
             Ok(Some(e)) | Err(e) => {
@@ -118,6 +119,7 @@ impl Reactor {
                 Ok(0) => {
                     entry.ready.readable = false;
                     entry.ready.read_closed = false;
+                    entry.eof = true;
                     self.registry.close_with(token, CloseReason::PeerClosed);
                     return;
                 }
@@ -148,6 +150,52 @@ impl Reactor {
             }
         }
         // Budget spent with data left: continue next turn, after the others.
+        self.registry.schedule(token);
+    }
+
+    /// During a graceful close: reads and throws away what the peer still sends, until its
+    /// end of stream, which completes a lingering close.
+    fn discard_input(&mut self, token: Token) {
+        for _ in 0..READS_PER_TURN {
+            let Some(entry) = self
+                .registry
+                .entry_mut(token)
+                .filter(|e| e.discards_input())
+            else {
+                return;
+            };
+            let Some(fd) = entry.fd.as_ref() else {
+                return;
+            };
+            let read_size = self.read_buf.len().max(DISCARD_SIZE);
+            if self.read_buf.len() < read_size {
+                self.read_buf.resize(read_size, 0);
+            }
+            match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
+                Ok(0) => {
+                    entry.eof = true;
+                    entry.ready.readable = false;
+                    if let Life::Lingering { reason } = entry.life {
+                        self.registry.kill(token, reason);
+                    }
+                    return;
+                }
+                Ok(n) => log::trace!("{token}: discarded {n} bytes while closing"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    entry.ready.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    match entry.life {
+                        // Everything was written before the peer went away.
+                        Life::Lingering { reason } => self.registry.kill(token, reason),
+                        _ => self.registry.fail(token, Error::Io(e)),
+                    }
+                    return;
+                }
+            }
+        }
         self.registry.schedule(token);
     }
 }
