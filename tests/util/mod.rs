@@ -42,12 +42,20 @@ impl Log {
         self.0.borrow().iter().filter(|e| *e == entry).count()
     }
     pub fn count_prefix(&self, prefix: &str) -> usize {
-        self.0.borrow().iter().filter(|e| e.starts_with(prefix)).count()
+        self.0
+            .borrow()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
     }
 }
 
 /// Opens a listener on 127.0.0.1:0 and returns its token and the address it got.
-pub fn listen_local(reactor: &mut Reactor, options: Options, handler: Box<dyn Handler>) -> (Token, SocketAddr) {
+pub fn listen_local(
+    reactor: &mut Reactor,
+    options: Options,
+    handler: Box<dyn Handler>,
+) -> (Token, SocketAddr) {
     let token = reactor
         .listen_with("127.0.0.1:0", options, handler)
         .expect("listen on loopback");

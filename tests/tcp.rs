@@ -1,0 +1,887 @@
+//! TCP behaviour of the reactor: accepting and refusing, connecting (and being refused),
+//! reading and writing (drain notification, coalesced sends, large payloads), what a peer
+//! can do to a connection (EOF, half-close, reset), the output bound, pausing, reaching
+//! another handle's handler, and the same basics on both readiness backends.
+//!
+//! Clients are plain `std` sockets: non-blocking ones pumped from `run_until` closures on
+//! the test thread, or blocking ones in spawned threads for payloads of several MB.
+
+mod util;
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use eventmux::{
+    Backend, CloseReason, Context, Error, Handler, Incoming, Options, Reactor, TimerId,
+};
+use util::{listen_local, run_until, Log, DEADLINE};
+
+// ----- helpers ---------------------------------------------------------------------------
+
+type Hook = Box<dyn FnMut(&mut Context<'_>)>;
+type ReadHook = Box<dyn FnMut(&mut Context<'_>, &[u8])>;
+type Accept = Box<dyn FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>>>;
+
+/// A stream handler that records every callback as `name:event` in a shared log, keeps
+/// the bytes it read, optionally echoes them, and runs test-specific hooks.
+struct Probe {
+    name: &'static str,
+    log: Log,
+    received: Rc<RefCell<Vec<u8>>>,
+    echo: bool,
+    connect: Option<Hook>,
+    read: Option<ReadHook>,
+    timer: Option<Hook>,
+}
+
+impl Probe {
+    fn new(name: &'static str, log: &Log) -> Probe {
+        Probe {
+            name,
+            log: log.clone(),
+            received: Rc::default(),
+            echo: false,
+            connect: None,
+            read: None,
+            timer: None,
+        }
+    }
+
+    fn echo(mut self) -> Probe {
+        self.echo = true;
+        self
+    }
+
+    fn on_connect(mut self, hook: impl FnMut(&mut Context<'_>) + 'static) -> Probe {
+        self.connect = Some(Box::new(hook));
+        self
+    }
+
+    fn on_read(mut self, hook: impl FnMut(&mut Context<'_>, &[u8]) + 'static) -> Probe {
+        self.read = Some(Box::new(hook));
+        self
+    }
+
+    fn on_timer(mut self, hook: impl FnMut(&mut Context<'_>) + 'static) -> Probe {
+        self.timer = Some(Box::new(hook));
+        self
+    }
+
+    /// Keeps what this handler reads in `received`, shared with the test body.
+    fn keeping(mut self, received: &Rc<RefCell<Vec<u8>>>) -> Probe {
+        self.received = received.clone();
+        self
+    }
+
+    fn boxed(self) -> Option<Box<dyn Handler>> {
+        Some(Box::new(self))
+    }
+
+    fn note(&self, event: impl std::fmt::Display) {
+        self.log.push(format!("{}:{event}", self.name));
+    }
+}
+
+impl Handler for Probe {
+    fn on_connect(&mut self, ctx: &mut Context<'_>) {
+        self.note("connect");
+        if let Some(hook) = &mut self.connect {
+            hook(ctx);
+        }
+    }
+
+    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        self.note("read");
+        self.received.borrow_mut().extend_from_slice(data);
+        if self.echo {
+            if let Err(e) = ctx.send(data) {
+                self.note(format_args!("echo-failed:{}", describe(&e)));
+            }
+        }
+        if let Some(hook) = &mut self.read {
+            hook(ctx, data);
+        }
+    }
+
+    fn on_sent(&mut self, ctx: &mut Context<'_>) {
+        self.note(format_args!("sent:{}", ctx.buflen()));
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>, _timer: TimerId) {
+        self.note("timer");
+        if let Some(hook) = &mut self.timer {
+            hook(ctx);
+        }
+    }
+
+    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &Error) {
+        self.note(format_args!("error:{}", describe(error)));
+    }
+
+    fn on_closing(&mut self, _ctx: &mut Context<'_>, missing: usize) {
+        self.note(format_args!("closing:{missing}"));
+    }
+
+    fn on_close(&mut self, _ctx: &mut Context<'_>, reason: CloseReason) {
+        self.note(format_args!("close:{reason:?}"));
+    }
+}
+
+/// A listener handler: records accepts (and errors, closes) and lets the test build each
+/// connection's handler.
+struct Acceptor {
+    name: &'static str,
+    log: Log,
+    make: Accept,
+}
+
+impl Acceptor {
+    fn new(
+        name: &'static str,
+        log: &Log,
+        make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
+    ) -> Box<Acceptor> {
+        Box::new(Acceptor {
+            name,
+            log: log.clone(),
+            make: Box::new(make),
+        })
+    }
+}
+
+impl Handler for Acceptor {
+    fn on_accept(
+        &mut self,
+        ctx: &mut Context<'_>,
+        incoming: &Incoming,
+    ) -> Option<Box<dyn Handler>> {
+        self.log.push(format!("{}:accept", self.name));
+        (self.make)(ctx, incoming)
+    }
+
+    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &Error) {
+        self.log
+            .push(format!("{}:error:{}", self.name, describe(error)));
+    }
+
+    fn on_close(&mut self, _ctx: &mut Context<'_>, reason: CloseReason) {
+        self.log.push(format!("{}:close:{reason:?}", self.name));
+    }
+}
+
+/// An error as a short, comparable string.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::Io(e) => format!("io:{:?}", e.kind()),
+        Error::OutputLimit {
+            limit,
+            queued,
+            attempted,
+        } => format!("output_limit:{limit}/{queued}/{attempted}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The log entries of handler `name`, without its `read` and `sent` entries (how many of
+/// those there are depends on how the kernel splits the stream).
+fn events(log: &Log, name: &str) -> Vec<String> {
+    let prefix = format!("{name}:");
+    log.entries()
+        .into_iter()
+        .filter(|e| {
+            e.strip_prefix(&prefix)
+                .is_some_and(|event| event != "read" && !event.starts_with("sent:"))
+        })
+        .collect()
+}
+
+/// A listener on loopback whose every connection gets a handler from `make`.
+fn serve(
+    reactor: &mut Reactor,
+    options: Options,
+    log: &Log,
+    make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
+) -> SocketAddr {
+    listen_local(reactor, options, Acceptor::new("lst", log, make)).1
+}
+
+/// A client socket on the test thread: non-blocking, pumped from `run_until` closures.
+struct Peer {
+    stream: TcpStream,
+    received: Vec<u8>,
+    /// `Ok` for end of stream, `Err` for a reset or other error.
+    end: Option<Result<(), io::ErrorKind>>,
+}
+
+impl Peer {
+    fn connect(addr: SocketAddr) -> Peer {
+        let stream = TcpStream::connect(addr).expect("connect to the test listener");
+        stream.set_nonblocking(true).unwrap();
+        Peer {
+            stream,
+            received: Vec::new(),
+            end: None,
+        }
+    }
+
+    /// Writes a small message (it fits the empty socket buffer at once).
+    fn send(&mut self, data: &[u8]) {
+        self.stream.write_all(data).expect("client write");
+    }
+
+    /// Reads what has arrived; returns whether the stream has ended.
+    fn pump(&mut self) -> bool {
+        let mut buf = [0u8; 64 * 1024];
+        while self.end.is_none() {
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.end = Some(Ok(())),
+                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.end = Some(Err(e.kind())),
+            }
+        }
+        true
+    }
+}
+
+/// Sends `message` from `peer` and waits until it has come back.
+fn round_trip(reactor: &mut Reactor, peer: &mut Peer, message: &[u8]) {
+    let start = peer.received.len();
+    peer.send(message);
+    run_until(reactor, "the echo", |_| {
+        peer.pump();
+        peer.received.len() >= start + message.len()
+    });
+    assert_eq!(&peer.received[start..], message, "the echo differs");
+}
+
+/// Runs a few turns that wait for nothing, so that anything wrongly pending shows up.
+fn settle(reactor: &mut Reactor) {
+    for _ in 0..5 {
+        reactor.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+}
+
+/// A blocking client in its own thread: writes `payload` (while reading), half-closes,
+/// and returns everything it read up to end of stream.
+fn spawn_client(addr: SocketAddr, payload: Vec<u8>) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let writing = thread::spawn(move || {
+            writer.write_all(&payload).expect("client write");
+            writer.shutdown(Shutdown::Write).expect("client shutdown");
+        });
+        let mut received = Vec::new();
+        (&stream).read_to_end(&mut received).expect("client read");
+        writing.join().expect("writer thread");
+        received
+    })
+}
+
+/// A blocking client in its own thread: writes `request`, reads `len` bytes, and returns
+/// them, keeping its connection open (no half-close) until the thread ends.
+fn spawn_reader(addr: SocketAddr, request: &'static [u8], len: usize) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.write_all(request).expect("client write");
+        let mut received = vec![0; len];
+        stream.read_exact(&mut received).expect("client read");
+        received
+    })
+}
+
+/// Runs the reactor until the client thread is done, and returns what it read.
+fn join_client(reactor: &mut Reactor, client: JoinHandle<Vec<u8>>) -> Vec<u8> {
+    run_until(reactor, "the client thread", |_| client.is_finished());
+    client.join().expect("client thread panicked")
+}
+
+/// Deterministic, non-periodic bytes, so that a lost, duplicated or reordered chunk shows.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Compares big buffers without printing megabytes on failure.
+fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    let first_difference = got.iter().zip(want).position(|(a, b)| a != b);
+    assert!(
+        got.len() == want.len() && first_difference.is_none(),
+        "{what}: got {} bytes, want {}; first difference at {first_difference:?}",
+        got.len(),
+        want.len(),
+    );
+}
+
+// ----- accepting -------------------------------------------------------------------------
+
+#[test]
+fn accepted_connection_reports_peer_then_connect_then_exact_bytes() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let peer_seen: Rc<RefCell<Option<SocketAddr>>> = Rc::default();
+    let received: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let (seen, got, l) = (peer_seen.clone(), received.clone(), log.clone());
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, incoming| {
+        *seen.borrow_mut() = incoming.peer_addr();
+        Probe::new("srv", &l).keeping(&got).boxed()
+    });
+
+    let mut client = Peer::connect(addr);
+    let message = b"exact bytes\x00\xff\r\n";
+    client.send(message);
+    run_until(&mut reactor, "the message", |_| {
+        received.borrow().len() >= message.len()
+    });
+
+    assert_eq!(received.borrow().as_slice(), message);
+    assert_eq!(
+        *peer_seen.borrow(),
+        Some(client.stream.local_addr().unwrap()),
+        "on_accept must see the client's address"
+    );
+    let entries = log.entries();
+    assert_eq!(entries[..3], ["lst:accept", "srv:connect", "srv:read"]);
+    assert!(
+        entries[3..].iter().all(|e| e == "srv:read"),
+        "nothing but reads after the first: {entries:?}"
+    );
+}
+
+#[test]
+fn echo_of_a_large_payload_arrives_intact_and_in_order() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l).echo().boxed()
+    });
+
+    let payload = pattern(6 * 1024 * 1024);
+    let echoed = join_client(&mut reactor, spawn_client(addr, payload.clone()));
+
+    assert_same_bytes(&echoed, &payload, "echoed payload");
+    run_until(&mut reactor, "the server's close", |_| {
+        log.contains("srv:close:PeerClosed")
+    });
+    assert_eq!(
+        events(&log, "srv"),
+        ["srv:connect", "srv:closing:0", "srv:close:PeerClosed"],
+        "no error, no lost bytes"
+    );
+}
+
+#[test]
+fn refusing_in_on_accept_closes_the_connection_and_adds_no_handle() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let addr = serve(&mut reactor, Options::new(), &log, |_, _| None);
+    assert_eq!(reactor.len(), 1);
+
+    let client = TcpStream::connect(addr).unwrap();
+    run_until(&mut reactor, "the accept", |_| log.contains("lst:accept"));
+    settle(&mut reactor);
+
+    assert_eq!(
+        reactor.len(),
+        1,
+        "a refused connection must not become a handle"
+    );
+    assert_eq!(reactor.tokens().count(), 1);
+    client.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = [0u8; 16];
+    let n = (&client)
+        .read(&mut buf)
+        .expect("a refused client sees EOF, not an error");
+    assert_eq!(n, 0, "a refused client sees end of stream");
+    assert_eq!(log.entries(), ["lst:accept"]);
+}
+
+// ----- connecting ------------------------------------------------------------------------
+
+#[test]
+fn connect_reports_on_connect_and_delivers_sends_queued_before_it() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+
+    let probe = Probe::new("cli", &log).on_connect(|ctx| ctx.send(b"+late").unwrap());
+    let token = reactor.connect(addr, Box::new(probe)).unwrap();
+    {
+        let mut handle = reactor.handle(token).expect("a connecting handle is open");
+        handle
+            .send(b"early")
+            .expect("sends before the connect completes are queued");
+        assert_eq!(handle.buflen(), 5);
+    }
+    assert!(
+        log.entries().is_empty(),
+        "no callback before the reactor runs"
+    );
+
+    let (accepted, _) = listener.accept().unwrap();
+    accepted.set_nonblocking(true).unwrap();
+    let mut server = Peer {
+        stream: accepted,
+        received: Vec::new(),
+        end: None,
+    };
+    run_until(&mut reactor, "both messages at the server", |_| {
+        server.pump();
+        server.received.len() >= b"early+late".len()
+    });
+
+    assert_eq!(server.received, b"early+late");
+    assert_eq!(log.entries(), ["cli:connect", "cli:sent:0"]);
+    assert_eq!(reactor.handle(token).unwrap().buflen(), 0);
+}
+
+#[test]
+fn refused_connect_reports_error_then_closing_then_close_once() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    // A port that was just free: bound, then closed, so nothing listens there.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    let token = reactor
+        .connect(addr, Box::new(Probe::new("cli", &log)))
+        .unwrap();
+    run_until(&mut reactor, "the close", |_| {
+        log.contains("cli:close:Error")
+    });
+    settle(&mut reactor);
+
+    assert_eq!(
+        log.entries(),
+        [
+            "cli:error:io:ConnectionRefused",
+            "cli:closing:0",
+            "cli:close:Error"
+        ]
+    );
+    assert!(reactor.handle(token).is_none());
+    assert!(reactor.is_empty());
+}
+
+// ----- writing ---------------------------------------------------------------------------
+
+#[test]
+fn on_sent_fires_when_the_queue_drains_with_buflen_zero() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let reply = pattern(2 * 1024 * 1024);
+    let (l, r) = (log.clone(), reply.clone());
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        let (l2, r) = (l.clone(), r.clone());
+        Probe::new("srv", &l)
+            .on_read(move |ctx, _| {
+                ctx.send(&r).unwrap();
+                l2.push(format!("srv:queued:{}", ctx.buflen()));
+            })
+            .boxed()
+    });
+
+    let client = spawn_reader(addr, b"?", reply.len());
+    run_until(&mut reactor, "on_sent", |_| {
+        log.count_prefix("srv:sent:") > 0
+    });
+    let received = join_client(&mut reactor, client);
+    assert_same_bytes(&received, &reply, "reply");
+    run_until(&mut reactor, "the close", |_| {
+        log.count_prefix("srv:close:") > 0
+    });
+
+    let server: Vec<String> = log
+        .entries()
+        .into_iter()
+        .filter(|e| e.starts_with("srv:") && e != "srv:read")
+        .collect();
+    assert_eq!(
+        server,
+        [
+            "srv:connect".to_string(),
+            format!("srv:queued:{}", reply.len()),
+            "srv:sent:0".to_string(),
+            "srv:closing:0".to_string(),
+            "srv:close:PeerClosed".to_string(),
+        ],
+        "one on_sent, once the whole reply is out, with an empty queue"
+    );
+}
+
+#[test]
+fn sends_within_one_callback_arrive_as_one_ordered_stream() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let expected: Vec<u8> = (0..2000)
+        .flat_map(|i| format!("{i},").into_bytes())
+        .collect();
+    let (l, total) = (log.clone(), expected.len());
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        let l2 = l.clone();
+        Probe::new("srv", &l)
+            .on_read(move |ctx, _| {
+                for i in 0..2000 {
+                    ctx.send(format!("{i},").as_bytes()).unwrap();
+                }
+                // Nothing is written during the callback: it is all queued for one flush.
+                l2.push(format!("srv:queued:{}", ctx.buflen()));
+            })
+            .boxed()
+    });
+
+    let mut client = Peer::connect(addr);
+    client.send(b"go");
+    run_until(&mut reactor, "all the pieces", |_| {
+        client.pump();
+        client.received.len() >= total
+    });
+
+    assert_same_bytes(&client.received, &expected, "concatenated sends");
+    assert!(
+        log.contains(&format!("srv:queued:{total}")),
+        "{:?}",
+        log.entries()
+    );
+}
+
+// ----- what the peer does ----------------------------------------------------------------
+
+#[test]
+fn peer_reset_mid_write_reports_error_and_closes_without_sigpipe() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let options = Options::new().max_output(64 * 1024 * 1024);
+    let conn: Rc<RefCell<Option<eventmux::Token>>> = Rc::default();
+    let (l, c) = (log.clone(), conn.clone());
+    let addr = serve(&mut reactor, options, &log, move |_, _| {
+        let c = c.clone();
+        Probe::new("srv", &l)
+            .on_connect(move |ctx| {
+                *c.borrow_mut() = Some(ctx.token());
+                ctx.send(&vec![0x42; 16 * 1024 * 1024]).unwrap();
+            })
+            .boxed()
+    });
+
+    let client = TcpStream::connect(addr).unwrap();
+    run_until(&mut reactor, "the server's connect", |_| {
+        log.contains("srv:connect")
+    });
+    let token = conn.borrow().expect("token recorded");
+    let queued = reactor.handle(token).unwrap().buflen();
+    assert!(queued > 0, "precondition: the write is under way, not done");
+
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client); // an RST, with the server's data unread
+
+    run_until(&mut reactor, "the server's close", |_| {
+        log.count_prefix("srv:close:") > 0
+    });
+    settle(&mut reactor);
+
+    let events = events(&log, "srv");
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[0], "srv:connect");
+    assert!(
+        events[1] == "srv:error:io:ConnectionReset" || events[1] == "srv:error:io:BrokenPipe",
+        "{events:?}"
+    );
+    let missing: usize = events[2]
+        .strip_prefix("srv:closing:")
+        .unwrap_or_else(|| panic!("closing expected: {events:?}"))
+        .parse()
+        .unwrap();
+    assert!(
+        missing > 0 && missing <= queued,
+        "missing {missing} of {queued}"
+    );
+    assert_eq!(events[3], "srv:close:Error");
+    assert_eq!(reactor.len(), 1);
+}
+
+#[test]
+fn peer_eof_delivers_closing_zero_then_close_peer_closed() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l).boxed()
+    });
+
+    let mut client = Peer::connect(addr);
+    client.send(b"last words");
+    drop(client);
+    run_until(&mut reactor, "the server's close", |_| {
+        log.count_prefix("srv:close:") > 0
+    });
+    settle(&mut reactor);
+
+    assert_eq!(
+        events(&log, "srv"),
+        ["srv:connect", "srv:closing:0", "srv:close:PeerClosed"]
+    );
+    assert!(
+        log.count("srv:read") >= 1,
+        "the data before the EOF is read"
+    );
+    assert_eq!(reactor.len(), 1);
+}
+
+#[test]
+fn half_closed_peer_receives_the_whole_reply_before_close() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let reply = pattern(4 * 1024 * 1024);
+    let (l, r) = (log.clone(), reply.clone());
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        let r = r.clone();
+        Probe::new("srv", &l)
+            .on_read(move |ctx, data| {
+                if data.ends_with(b"\n") {
+                    ctx.send(&r).unwrap();
+                }
+            })
+            .boxed()
+    });
+
+    // The client sends its request, shuts down its writing side, then reads everything.
+    let received = join_client(&mut reactor, spawn_client(addr, b"request\n".to_vec()));
+
+    assert_same_bytes(&received, &reply, "reply to a half-closed peer");
+    run_until(&mut reactor, "the server's close", |_| {
+        log.count_prefix("srv:close:") > 0
+    });
+    assert_eq!(
+        events(&log, "srv"),
+        ["srv:connect", "srv:closing:0", "srv:close:PeerClosed"]
+    );
+}
+
+// ----- reaching other handles ------------------------------------------------------------
+
+/// Shared state living in a handle of its own.
+struct Counter {
+    bytes: usize,
+}
+
+impl Handler for Counter {}
+
+#[test]
+fn handler_mut_reaches_another_handles_state_and_checks_the_type() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let counter = reactor.add_handler(Box::new(Counter { bytes: 0 }));
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        let l2 = l.clone();
+        Probe::new("srv", &l)
+            .on_read(move |ctx, data| {
+                ctx.handler_mut::<Counter>(counter)
+                    .expect("the counter, by type")
+                    .bytes += data.len();
+                let own = ctx.token();
+                l2.push(format!(
+                    "srv:wrong-type:{} own:{}",
+                    ctx.handler_mut::<Probe>(counter).is_none(),
+                    ctx.handler_mut::<Probe>(own).is_none()
+                ));
+            })
+            .boxed()
+    });
+
+    let mut client = Peer::connect(addr);
+    client.send(b"12345");
+    run_until(&mut reactor, "the count", |r| {
+        r.handler_mut::<Counter>(counter).unwrap().bytes >= 5
+    });
+    client.send(b"678");
+    run_until(&mut reactor, "the second count", |r| {
+        r.handler_mut::<Counter>(counter).unwrap().bytes >= 8
+    });
+
+    assert_eq!(reactor.handler_mut::<Counter>(counter).unwrap().bytes, 8);
+    assert!(
+        reactor.handler_mut::<Probe>(counter).is_none(),
+        "wrong type"
+    );
+    assert!(
+        log.count("srv:wrong-type:true own:true") >= 2,
+        "{:?}",
+        log.entries()
+    );
+    assert_eq!(log.count_prefix("srv:wrong-type:false"), 0);
+}
+
+// ----- backends --------------------------------------------------------------------------
+
+/// An echo round trip, an EOF close, and a large echo, on the given backend.
+fn echo_and_eof_close(backend: Backend) {
+    let mut reactor = Reactor::with_backend(backend).unwrap();
+    let log = Log::default();
+    let names = ["a", "b"];
+    let mut accepted = 0;
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        accepted += 1;
+        Probe::new(names[accepted - 1], &l).echo().boxed()
+    });
+
+    let mut client = Peer::connect(addr);
+    round_trip(&mut reactor, &mut client, b"ping");
+    round_trip(&mut reactor, &mut client, b"pong");
+    drop(client);
+    run_until(&mut reactor, "the close on EOF", |_| {
+        log.count_prefix("a:close:") > 0
+    });
+    assert_eq!(
+        events(&log, "a"),
+        ["a:connect", "a:closing:0", "a:close:PeerClosed"],
+        "{backend:?}"
+    );
+
+    let payload = pattern(2 * 1024 * 1024);
+    let echoed = join_client(&mut reactor, spawn_client(addr, payload.clone()));
+    assert_same_bytes(&echoed, &payload, "large echo");
+    run_until(&mut reactor, "the second close", |_| {
+        log.count_prefix("b:close:") > 0
+    });
+    assert!(
+        log.contains("b:close:PeerClosed"),
+        "{backend:?}: {:?}",
+        log.entries()
+    );
+    assert_eq!(reactor.len(), 1, "{backend:?}: only the listener is left");
+}
+
+#[test]
+fn epoll_backend_echoes_and_closes_on_eof() {
+    echo_and_eof_close(Backend::Epoll);
+}
+
+#[test]
+fn polling_backend_echoes_and_closes_on_eof() {
+    echo_and_eof_close(Backend::Polling);
+}
+
+// ----- bounds and flow control -----------------------------------------------------------
+
+#[test]
+fn output_bound_refuses_the_send_and_kills_only_that_connection() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let names = ["a", "b"];
+    let mut accepted = 0;
+    let l = log.clone();
+    let addr = serve(
+        &mut reactor,
+        Options::new().max_output(1024),
+        &log,
+        move |_, _| {
+            accepted += 1;
+            let name = names[accepted - 1];
+            let l2 = l.clone();
+            Probe::new(name, &l)
+                .on_read(move |ctx, data| {
+                    let result = if data == b"big" {
+                        ctx.send(&[7; 2048])
+                    } else {
+                        ctx.send(data)
+                    };
+                    if let Err(e) = result {
+                        l2.push(format!("{name}:send-refused:{}", describe(&e)));
+                    }
+                })
+                .boxed()
+        },
+    );
+
+    let mut a = Peer::connect(addr);
+    run_until(&mut reactor, "a's connect", |_| log.contains("a:connect"));
+    let mut b = Peer::connect(addr);
+    run_until(&mut reactor, "b's connect", |_| log.contains("b:connect"));
+    round_trip(&mut reactor, &mut b, b"before");
+
+    a.send(b"big");
+    run_until(&mut reactor, "a's close", |_| {
+        log.count_prefix("a:close:") > 0
+    });
+    run_until(&mut reactor, "a's client to see the end", |_| a.pump());
+    settle(&mut reactor);
+
+    assert_eq!(
+        events(&log, "a"),
+        [
+            "a:connect",
+            "a:send-refused:output_limit:1024/0/2048",
+            "a:error:output_limit:1024/0/2048",
+            "a:closing:0",
+            "a:close:OutputLimit",
+        ]
+    );
+    assert!(
+        a.received.is_empty(),
+        "nothing of the refused send went out"
+    );
+    round_trip(&mut reactor, &mut b, b"after");
+    assert_eq!(log.count_prefix("b:close:"), 0, "b is unaffected");
+    assert_eq!(log.count_prefix("b:error:"), 0, "b is unaffected");
+}
+
+#[test]
+fn paused_handle_gets_no_reads_until_resumed_then_the_data_once() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let received: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let (l, got) = (log.clone(), received.clone());
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l)
+            .keeping(&got)
+            .on_connect(|ctx| {
+                ctx.pause_reading().unwrap();
+                ctx.set_timer(Duration::from_millis(200)).unwrap();
+            })
+            .on_timer(|ctx| ctx.resume_reading().unwrap())
+            .boxed()
+    });
+
+    // The data is in the server's socket before the server even accepts.
+    let mut client = Peer::connect(addr);
+    client.send(b"data");
+    run_until(&mut reactor, "the resume", |_| log.contains("srv:timer"));
+    assert_eq!(
+        log.entries(),
+        ["lst:accept", "srv:connect", "srv:timer"],
+        "no read while paused"
+    );
+
+    run_until(&mut reactor, "the data", |_| received.borrow().len() >= 4);
+    settle(&mut reactor);
+    assert_eq!(
+        received.borrow().as_slice(),
+        b"data",
+        "delivered exactly once"
+    );
+    assert_eq!(log.count("srv:read"), 1);
+}
