@@ -8,6 +8,9 @@ use std::io::Write;
 
 use eventmux::{Context, Handler, Incoming, Reactor};
 
+/// Stop reading from a client that has this much echo waiting for it to read.
+const HIGH_WATER: usize = 1 << 20;
+
 /// One per connection: sends back what it reads. `send` only queues; the reactor writes
 /// everything sent during a turn with one system call.
 struct Echo;
@@ -16,6 +19,15 @@ impl Handler for Echo {
     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
         // On failure (output bound hit) the reactor reports it and kills the connection.
         let _ = ctx.send(data);
+        if ctx.buflen() > HIGH_WATER {
+            // A client that sends faster than it reads: let TCP push back on it instead of
+            // queueing without end.
+            let _ = ctx.pause_reading();
+        }
+    }
+
+    fn on_sent(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx.resume_reading();
     }
 }
 

@@ -33,8 +33,11 @@ impl OutputQueue {
     }
 
     pub(crate) fn push_slice(&mut self, data: &[u8]) {
-        if self.tail_start > 0 && self.tail.len() + data.len() > self.tail.capacity() {
-            // Reclaim the sent prefix before growing.
+        let full = self.tail.len() + data.len() > self.tail.capacity();
+        if full && self.tail_start > 0 && self.tail_start >= self.tail.len() / 2 {
+            // Reclaim the sent prefix instead of growing. Only when it is at least half the
+            // buffer, so each byte is moved a bounded number of times even when a backlog
+            // never drains.
             self.tail.drain(..self.tail_start);
             self.tail_start = 0;
         }

@@ -14,6 +14,10 @@ use crate::{CloseReason, Error, Reactor, Token};
 
 /// Reads per handle per turn before the others get their turn.
 const READS_PER_TURN: usize = 8;
+/// Output a read burst may build up before it is written mid-burst rather than at the end of
+/// the turn: large enough that small replies still coalesce into one write, small enough
+/// that bulk data is written while it is still in the CPU cache.
+const EARLY_FLUSH: usize = 64 * 1024;
 /// Read size used to throw away input during a graceful close.
 const DISCARD_SIZE: usize = 16 * 1024;
 
@@ -134,6 +138,9 @@ impl Reactor {
                     }
                     let data = &self.read_buf[..n];
                     dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+                    if self.registry.buflen(token) >= EARLY_FLUSH {
+                        self.flush(token);
+                    }
                     if drained {
                         return;
                     }
