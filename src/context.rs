@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::framing::Framing;
 use crate::registry::Registry;
 use crate::{CloseReason, Error, Handler, Kind, Options, TimerId, Token};
 
@@ -120,6 +121,33 @@ impl<'a> Context<'a> {
     /// Cancels a timer of this handle; `false` if it already fired (one-shot) or is unknown.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
         self.registry.cancel_timer(self.token, timer)
+    }
+
+    /// Changes this handle's framing (EventMux's `set()`); `None` turns it off. Bytes already
+    /// buffered are cut by the new rule, including the rest of the read being delivered now,
+    /// so a protocol can read a header by line and then a body by size:
+    ///
+    /// ```
+    /// use eventmux::framing::Framing;
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// "LEN\n" then LEN bytes of body, repeated.
+    /// struct Upload { body: bool }
+    ///
+    /// impl Handler for Upload {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, record: &[u8]) {
+    ///         if self.body {
+    ///             let _ = ctx.send(b"got it\n");
+    ///             let _ = ctx.set_framing(Some(Framing::lines()));
+    ///         } else if let Some(n) = std::str::from_utf8(record).ok().and_then(|s| s.parse().ok()) {
+    ///             let _ = ctx.set_framing(Some(Framing::fixed(n)));
+    ///         }
+    ///         self.body = !self.body;
+    ///     }
+    /// }
+    /// ```
+    pub fn set_framing(&mut self, framing: Option<Framing>) -> Result<(), Error> {
+        self.registry.set_framing(self.token, framing)
     }
 
     /// ManualAccept: accepts one waiting connection, returned non-blocking with its peer's
@@ -286,6 +314,11 @@ impl<'a> Handle<'a> {
     /// Forgets the handle and returns its descriptor; see [`Context::remove`].
     pub fn remove(self) -> Result<OwnedFd, Error> {
         self.registry.remove(self.token)
+    }
+
+    /// Changes this handle's framing; see [`Context::set_framing`].
+    pub fn set_framing(&mut self, framing: Option<Framing>) -> Result<(), Error> {
+        self.registry.set_framing(self.token, framing)
     }
 
     /// Stops reading from this handle.

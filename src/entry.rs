@@ -4,6 +4,8 @@
 
 use std::os::fd::OwnedFd;
 
+use crate::framing::Decoder;
+use crate::input::InputBuffer;
 use crate::output::OutputQueue;
 use crate::selector::{Interest, Trigger};
 use crate::{CloseReason, Handler, Options, TimerId};
@@ -85,6 +87,10 @@ pub(crate) struct Entry {
     pub(crate) in_ready: bool,
     pub(crate) in_dirty: bool,
     pub(crate) output: OutputQueue,
+    /// The live framing state of a stream (a listener keeps only the template, in `options`).
+    pub(crate) decoder: Option<Box<dyn Decoder>>,
+    /// Received bytes not yet handed over (a record's incomplete start).
+    pub(crate) input: InputBuffer,
     /// Timers owned by this handle, cancelled when it is finalized.
     pub(crate) timers: Vec<TimerId>,
 }
@@ -94,8 +100,15 @@ impl Entry {
         let manual = options.get_manual_read()
             || options.get_manual_write()
             || (kind == Kind::Listener && options.get_manual_accept());
+        let watch_writable = kind == Kind::Stream && options.get_manual_write();
+        let decoder = match kind {
+            Kind::Stream => options.get_framing().map(|f| f.decoder.fresh()),
+            _ => None,
+        };
         Entry {
             generation: 0,
+            decoder,
+            input: InputBuffer::default(),
             handler: None,
             kind,
             fd,
@@ -116,7 +129,7 @@ impl Entry {
             },
             interest: Interest::default(),
             paused: false,
-            watch_writable: kind == Kind::Stream && options.get_manual_write(),
+            watch_writable,
             accept_backoff: false,
             in_ready: false,
             in_dirty: false,

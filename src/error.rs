@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 
+use crate::framing::FrameError;
 use crate::{Kind, Token};
 
 /// An error delivered to [`Handler::on_error`](crate::Handler::on_error) or returned by a
@@ -27,6 +28,17 @@ pub enum Error {
         /// Bytes the refused send carried.
         attempted: usize,
     },
+    /// Input waiting for a record passed [`Options::max_size`](crate::Options::max_size). The
+    /// handle is closed after this error, with what was buffered given to `on_read_last`.
+    InputLimit {
+        /// The bound in force.
+        limit: usize,
+        /// Bytes the record needed, as far as known (at least `limit + 1`).
+        needed: u64,
+    },
+    /// The stream broke its framing rule (a malformed HTTP head, a negative length, ...).
+    /// The handle is closed after this error.
+    Frame(FrameError),
     /// The token names a handle that is gone (its slot may hold another handle by now).
     StaleToken(Token),
     /// The handle is closing or being killed and takes no more operations.
@@ -52,6 +64,11 @@ impl fmt::Display for Error {
                 f,
                 "output limit of {limit} bytes exceeded ({queued} queued, {attempted} more sent)"
             ),
+            Error::InputLimit { limit, needed } => write!(
+                f,
+                "input limit of {limit} bytes exceeded waiting for a record ({needed} needed)"
+            ),
+            Error::Frame(e) => write!(f, "{e}"),
             Error::StaleToken(token) => write!(f, "{token} names a handle that is gone"),
             Error::Closing(token) => write!(f, "{token} is closing"),
             Error::WrongKind { operation, kind } => {
@@ -65,6 +82,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Frame(e) => Some(e),
             _ => None,
         }
     }
@@ -80,7 +98,8 @@ impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
             Error::Io(inner) => return io::Error::new(inner.kind(), e),
-            Error::OutputLimit { .. } => io::ErrorKind::OutOfMemory,
+            Error::OutputLimit { .. } | Error::InputLimit { .. } => io::ErrorKind::OutOfMemory,
+            Error::Frame(_) => io::ErrorKind::InvalidData,
             Error::StaleToken(_) => io::ErrorKind::NotFound,
             Error::Closing(_) => io::ErrorKind::NotConnected,
             Error::WrongKind { .. } => io::ErrorKind::Unsupported,
@@ -106,6 +125,11 @@ pub enum CloseReason {
     Error,
     /// A send passed the output bound; [`Error::OutputLimit`] was delivered to `on_error`.
     OutputLimit,
+    /// Input waiting for a record passed the handle's `max_size`; [`Error::InputLimit`] was
+    /// delivered to `on_error`.
+    InputLimit,
+    /// The stream broke its framing rule; [`Error::Frame`] was delivered to `on_error`.
+    BadFrame,
     /// A graceful close could not drain its queue within the linger time.
     LingerExpired,
     /// A callback of this handle's handler panicked (see [`PanicPolicy`](crate::PanicPolicy)).

@@ -65,9 +65,22 @@ pub trait Handler: Any {
     /// `ready`), or a listener just accepted it. A good place for a greeting.
     fn on_connect(&mut self, ctx: &mut Context<'_>) {}
 
-    /// Bytes arrived. `data` borrows the reactor's shared read buffer: copy what must outlive
-    /// the call.
+    /// Bytes arrived: whatever one read returned or, with [framing](crate::framing), one
+    /// whole record. `data` usually borrows the reactor's shared read buffer: copy what must
+    /// outlive the call.
     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {}
+
+    /// The stream ended (or is being closed) with bytes that do not make a whole record under
+    /// the handle's framing: here they are, once, before `on_closing`/`on_close` (EventMux's
+    /// `read_last`). Not called after a kill, a remove or a panic, nor without framing
+    /// (then every byte already went to `on_read`). The default drops them (logged at debug).
+    fn on_read_last(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        log::debug!(
+            "{}: {} trailing bytes made no record",
+            ctx.token(),
+            data.len()
+        );
+    }
 
     /// The output queue became empty: everything sent so far is in the kernel.
     fn on_sent(&mut self, ctx: &mut Context<'_>) {}

@@ -41,10 +41,13 @@
 compile_error!("eventmux supports Linux only so far");
 
 mod context;
+mod deliver;
 mod dispatch;
 mod entry;
 mod error;
+pub mod framing;
 mod handler;
+mod input;
 mod listener;
 mod options;
 mod output;
@@ -62,7 +65,9 @@ pub use entry::Kind;
 pub use error::{CloseReason, Error};
 pub use handler::{Handler, Incoming};
 pub use listener::ACCEPT_BACKOFF;
-pub use options::{Options, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_READ_SIZE};
+pub use options::{
+    Options, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE,
+};
 pub use reactor::Reactor;
 pub use selector::Backend;
 pub use timer::TimerId;

@@ -69,7 +69,7 @@ impl Reactor {
     /// Asks the listener's handler for the new connection's handler and registers it.
     fn admit(&mut self, listener: Token, conn: OwnedFd, peer: Option<SocketAddr>) {
         let incoming = Incoming { peer };
-        let Some(options) = self.registry.entry(listener).map(|e| e.options) else {
+        let Some(options) = self.registry.entry(listener).map(|e| e.options.clone()) else {
             return;
         };
         let handler = dispatch(&mut self.registry, listener, |h, ctx| {

@@ -1,7 +1,10 @@
-//! Per-handle options: EventMux's `ManualAccept`, `ManualRead`, `ManualWrite` and
-//! `ReadSize`, plus the bounds a server needs against peers that push or stall.
+//! Per-handle options: EventMux's `ManualAccept`, `ManualRead`, `ManualWrite`, `ReadSize`,
+//! `Buffered` (framing) and `MaxSize`, plus the bounds a server needs against peers that
+//! push or stall.
 
 use std::time::Duration;
+
+use crate::framing::Framing;
 
 /// Default [`Options::read_size`]: 64 KiB, as in IO::EventMux.
 pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
@@ -11,6 +14,8 @@ pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
 pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
 /// Default [`Options::linger`]: how long a graceful close waits for its queue to drain.
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(10);
+/// Default [`Options::max_size`]: 1 MiB of input buffered while waiting for a record.
+pub const DEFAULT_MAX_SIZE: usize = 1024 * 1024;
 
 /// Options for one handle, given when it is opened. A listener's options are inherited by
 /// every connection it accepts.
@@ -27,7 +32,7 @@ pub const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 ///     .linger(Duration::from_secs(2));
 /// assert_eq!(options.get_read_size(), 4096);
 /// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Options {
     manual_accept: bool,
     manual_read: bool,
@@ -36,6 +41,8 @@ pub struct Options {
     max_output: usize,
     linger: Duration,
     nodelay: bool,
+    framing: Option<Framing>,
+    max_size: usize,
 }
 
 impl Default for Options {
@@ -48,6 +55,8 @@ impl Default for Options {
             max_output: DEFAULT_MAX_OUTPUT,
             linger: DEFAULT_LINGER,
             nodelay: true,
+            framing: None,
+            max_size: DEFAULT_MAX_SIZE,
         }
     }
 }
@@ -114,6 +123,41 @@ impl Options {
     pub fn nodelay(mut self, on: bool) -> Options {
         self.nodelay = on;
         self
+    }
+
+    /// Buffered: hand `on_read` whole records cut by `framing` instead of whatever each read
+    /// returned. On a listener it is the template: every accepted connection gets a fresh
+    /// copy (its own state and buffer). Not for datagram handles (each datagram is a record)
+    /// and ignored with ManualRead. Change it on a live handle with
+    /// [`Context::set_framing`](crate::Context::set_framing).
+    pub fn framing(mut self, framing: Framing) -> Options {
+        self.framing = Some(framing);
+        self
+    }
+
+    /// No framing: `on_read` gets whatever each read returned (the default).
+    pub fn without_framing(mut self) -> Options {
+        self.framing = None;
+        self
+    }
+
+    /// MaxSize: the most input a handle buffers while waiting for a record (default 1 MiB).
+    /// A record that would need more gives `on_error(`[`Error::InputLimit`](crate::Error::InputLimit)`)`,
+    /// then `on_read_last` with what was buffered, then the close callbacks. `0` means no
+    /// bound, which only a trusted peer deserves.
+    pub fn max_size(mut self, bytes: usize) -> Options {
+        self.max_size = bytes;
+        self
+    }
+
+    /// The framing rule, if any.
+    pub fn get_framing(&self) -> Option<&Framing> {
+        self.framing.as_ref()
+    }
+
+    /// The input bound in bytes (`0`: none).
+    pub fn get_max_size(&self) -> usize {
+        self.max_size
     }
 
     /// Whether ManualAccept is on.

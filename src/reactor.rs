@@ -22,7 +22,7 @@ use crate::entry::{Kind, Life};
 use crate::registry::{Deferred, Flushed, Registry};
 use crate::selector::{self, Readiness, Trigger};
 use crate::timer::TimerPurpose;
-use crate::{Backend, Handle, Handler, Options, PanicPolicy, Token};
+use crate::{Backend, CloseReason, Handle, Handler, Options, PanicPolicy, Token};
 
 /// How many flush rounds one turn does when `on_sent` keeps sending; the rest waits for
 /// the next turn so that a handler cannot hold the loop.
@@ -329,7 +329,7 @@ impl Reactor {
                                 "{token}: linger expired with {} bytes queued",
                                 entry.output.len()
                             );
-                            crate::CloseReason::LingerExpired
+                            CloseReason::LingerExpired
                         }
                     };
                     self.registry.kill(token, reason);
@@ -362,6 +362,16 @@ impl Reactor {
                         log::error!("{token}: finalized while its handler was running");
                         continue;
                     };
+                    let abrupt = matches!(
+                        reason,
+                        CloseReason::Killed | CloseReason::Removed | CloseReason::Panicked
+                    );
+                    if !entry.input.is_empty() && !abrupt {
+                        let rest = entry.input.as_slice();
+                        call(&mut self.registry, token, &mut *handler, |h, ctx| {
+                            h.on_read_last(ctx, rest)
+                        });
+                    }
                     if entry.kind.can_send() {
                         call(&mut self.registry, token, &mut *handler, |h, ctx| {
                             h.on_closing(ctx, missing)

@@ -18,6 +18,7 @@ use slab::Slab;
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::entry::{Entry, Kind, Life};
+use crate::framing::Framing;
 use crate::output::MAX_IOVECS;
 use crate::selector::{Selector, Trigger};
 use crate::sys;
@@ -117,6 +118,17 @@ impl Registry {
         entry.generation = self.next_generation;
         entry.handler = Some(handler);
         entry.interest = entry.desired_interest();
+        if entry.options.get_framing().is_some()
+            && !matches!(entry.kind, Kind::Stream | Kind::Listener)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "framing applies to stream handles, not to a {:?} handle",
+                    entry.kind
+                ),
+            ));
+        }
         let slot = self.entries.vacant_entry();
         let token = Token::new(slot.key(), entry.generation);
         if let Some(fd) = &entry.fd {
@@ -479,11 +491,46 @@ impl Registry {
     pub(crate) fn set_paused(&mut self, token: Token, paused: bool) -> Result<(), Error> {
         let entry = self.live_mut(token)?;
         let was = std::mem::replace(&mut entry.paused, paused);
-        let resume = was && !paused && (entry.ready.readable || entry.ready.read_closed);
+        let resume = was
+            && !paused
+            && (entry.ready.readable || entry.ready.read_closed || !entry.input.is_empty());
         self.update_interest(token);
         if resume {
             // Edge triggering will not report readiness it already reported.
             self.schedule(token);
+        }
+        Ok(())
+    }
+
+    /// Replaces a handle's framing (`None`: none). Bytes already buffered are cut by the new
+    /// rule; on a listener it changes the template for connections accepted from now on.
+    pub(crate) fn set_framing(
+        &mut self,
+        token: Token,
+        framing: Option<Framing>,
+    ) -> Result<(), Error> {
+        let entry = self.live_mut(token)?;
+        match entry.kind {
+            Kind::Stream => {
+                entry.decoder = framing.map(|f| f.decoder);
+                if !entry.input.is_empty() {
+                    self.schedule(token);
+                }
+            }
+            Kind::Listener => {
+                let mut options = entry.options.clone();
+                options = match framing {
+                    Some(f) => options.framing(f),
+                    None => options.without_framing(),
+                };
+                entry.options = options;
+            }
+            kind => {
+                return Err(Error::WrongKind {
+                    operation: "set_framing",
+                    kind,
+                })
+            }
         }
         Ok(())
     }

@@ -64,10 +64,16 @@ impl Reactor {
         let readable = ready.readable || ready.read_closed;
         if entry.discards_input() && readable {
             self.discard_input(token);
-        } else if entry.wants_read() && readable {
-            if entry.options.get_manual_read() {
+        } else if entry.wants_read() && entry.options.get_manual_read() {
+            if readable {
                 dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
-            } else {
+            }
+        } else if entry.wants_read() {
+            // Records held back by a pause or a framing change go first.
+            if !entry.input.is_empty() {
+                self.deliver_pending(token);
+            }
+            if readable {
                 self.read_stream(token);
             }
         }
@@ -123,7 +129,10 @@ impl Reactor {
                 Ok(0) => {
                     entry.ready.readable = false;
                     entry.ready.read_closed = false;
-                    entry.eof = true;
+                    self.deliver_eof(token);
+                    if let Some(entry) = self.registry.entry_mut(token) {
+                        entry.eof = true;
+                    }
                     self.registry.close_with(token, CloseReason::PeerClosed);
                     return;
                 }
@@ -136,8 +145,7 @@ impl Reactor {
                     if drained {
                         entry.ready.readable = false;
                     }
-                    let data = &self.read_buf[..n];
-                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+                    self.deliver_read(token, n);
                     if self.registry.buflen(token) >= EARLY_FLUSH {
                         self.flush(token);
                     }

@@ -1,0 +1,279 @@
+//! Framing: turning a byte stream into records before the handler sees it (EventMux's
+//! `Buffered` option, backed there by IO::Buffered).
+//!
+//! A [`Framing`] is set per stream handle (and on a listener, as the template every accepted
+//! connection gets a fresh copy of). The reactor runs its [`Decoder`] over what it reads and
+//! calls `on_read` once per record. Records that lie wholly inside one read are handed over as
+//! slices of the reactor's read buffer; only the incomplete tail is copied into the handle's
+//! own input buffer, bounded by [`Options::max_size`](crate::Options::max_size).
+//!
+//! The rules, one file each: [`split`] (delimiter, lines), [`size`] (length prefix),
+//! [`fixed`] (fixed size), [`http`] (HTTP/1.x messages), [`last`] (everything at end of
+//! stream) and, with the `regex` feature, [`regexp`]. Your own rule implements [`Decoder`].
+
+mod fixed;
+mod http;
+mod last;
+#[cfg(feature = "regex")]
+mod regexp;
+mod size;
+mod split;
+
+use std::fmt;
+use std::ops::Range;
+
+pub use size::{Endian, Size};
+
+/// One record found at the start of a buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Where the bytes handed to `on_read` lie in the buffer.
+    pub payload: Range<usize>,
+    /// How many bytes from the start of the buffer the record used up (headers, delimiter,
+    /// skipped bytes included). Must be at least 1.
+    pub consumed: usize,
+}
+
+impl Frame {
+    /// A record whose payload is `payload` and which used up `consumed` bytes.
+    pub fn new(payload: Range<usize>, consumed: usize) -> Frame {
+        Frame { payload, consumed }
+    }
+
+    /// Checks a decoder's answer against the `len` bytes it was given.
+    pub(crate) fn check(&self, len: usize) -> Result<(), FrameError> {
+        if self.consumed == 0 {
+            Err(FrameError::NoProgress)
+        } else if self.consumed > len
+            || self.payload.start > self.payload.end
+            || self.payload.end > len
+        {
+            Err(FrameError::OutOfBounds)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Why a stream could not be framed. Delivered inside
+/// [`Error::Frame`](crate::Error::Frame); the handle is then closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// A length prefix announced a record larger than the handle's `max_size`.
+    TooLarge {
+        /// The record's announced size in bytes.
+        size: u64,
+        /// The bound in force.
+        limit: usize,
+    },
+    /// A length prefix, adjusted, came out negative.
+    BadLength(i128),
+    /// An HTTP message head could not be parsed.
+    BadHttp(String),
+    /// A decoder returned a record that used up no bytes (it would never make progress).
+    NoProgress,
+    /// A decoder returned a record reaching past the bytes it was given.
+    OutOfBounds,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { size, limit } => {
+                write!(
+                    f,
+                    "record of {size} bytes is larger than the limit of {limit}"
+                )
+            }
+            FrameError::BadLength(n) => write!(f, "length prefix gives a negative size ({n})"),
+            FrameError::BadHttp(why) => write!(f, "malformed HTTP message: {why}"),
+            FrameError::NoProgress => write!(f, "decoder returned an empty record"),
+            FrameError::OutOfBounds => write!(f, "decoder returned a record past its input"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// A rule that finds records in a stream.
+///
+/// The reactor calls [`decode`](Decoder::decode) with the bytes received and not yet
+/// consumed. Until it returns a record, every call sees the same bytes from the start,
+/// possibly followed by more; after a record, the next call starts right after the record's
+/// `consumed` bytes. A decoder may therefore remember how far it has already looked (and
+/// should, so that a long record arriving in small pieces is not rescanned each time).
+///
+/// ```
+/// use eventmux::framing::{Decoder, Frame, FrameError};
+///
+/// /// Records are terminated by a NUL byte.
+/// #[derive(Clone, Default)]
+/// struct NulTerminated { scanned: usize }
+///
+/// impl Decoder for NulTerminated {
+///     fn decode(&mut self, buf: &[u8], _limit: usize) -> Result<Option<Frame>, FrameError> {
+///         match buf[self.scanned..].iter().position(|&b| b == 0) {
+///             Some(i) => {
+///                 let end = self.scanned + i;
+///                 self.scanned = 0;
+///                 Ok(Some(Frame::new(0..end, end + 1)))
+///             }
+///             None => {
+///                 self.scanned = buf.len();
+///                 Ok(None)
+///             }
+///         }
+///     }
+///     fn fresh(&self) -> Box<dyn Decoder> {
+///         Box::new(NulTerminated::default())
+///     }
+/// }
+/// ```
+pub trait Decoder: 'static {
+    /// Finds the first record at the start of `buf`; `Ok(None)` if more bytes are needed.
+    /// `limit` is the handle's `max_size` (`usize::MAX` if unbounded), for rules that can
+    /// refuse an oversized record before it has arrived.
+    fn decode(&mut self, buf: &[u8], limit: usize) -> Result<Option<Frame>, FrameError>;
+
+    /// The stream ended with `buf` unconsumed: return a last record if the rule makes one of
+    /// what is left (the default makes none, and the bytes go to `on_read_last`).
+    fn decode_eof(&mut self, buf: &[u8]) -> Option<Frame> {
+        let _ = buf;
+        None
+    }
+
+    /// A new decoder of the same rule with fresh state, for a newly accepted connection.
+    fn fresh(&self) -> Box<dyn Decoder>;
+}
+
+/// A framing rule for a stream handle; see the [module docs](self).
+///
+/// ```
+/// use eventmux::framing::{Endian, Framing, Size};
+/// use eventmux::Options;
+///
+/// let lines = Options::new().framing(Framing::lines());
+/// let frames = Options::new().framing(Framing::size(Size::new(4, Endian::Big)));
+/// # let _ = (lines, frames);
+/// ```
+pub struct Framing {
+    pub(crate) decoder: Box<dyn Decoder>,
+}
+
+impl Clone for Framing {
+    /// A copy with fresh state, as an accepted connection gets.
+    fn clone(&self) -> Framing {
+        Framing {
+            decoder: self.decoder.fresh(),
+        }
+    }
+}
+
+impl fmt::Debug for Framing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Framing")
+    }
+}
+
+impl Framing {
+    /// Records end at `delimiter`, which is not included. Panics if `delimiter` is empty.
+    pub fn split(delimiter: impl Into<Vec<u8>>) -> Framing {
+        Framing::custom(split::Split::new(delimiter.into(), false))
+    }
+
+    /// Lines: split on `\n`, and strip a `\r` before it.
+    pub fn lines() -> Framing {
+        Framing::custom(split::Split::new(b"\n".to_vec(), true))
+    }
+
+    /// Length-prefixed records; `on_read` gets the payload only.
+    pub fn size(size: Size) -> Framing {
+        Framing::custom(size)
+    }
+
+    /// Records of exactly `n` bytes. Panics if `n` is 0.
+    pub fn fixed(n: usize) -> Framing {
+        Framing::custom(fixed::Fixed::new(n))
+    }
+
+    /// HTTP/1.x messages: the head up to the blank line, plus the body when
+    /// `Content-Length` or `Transfer-Encoding: chunked` gives one. The record is the whole
+    /// message as received (chunked bodies keep their chunk framing).
+    pub fn http() -> Framing {
+        Framing::custom(http::Http::default())
+    }
+
+    /// Nothing until the stream ends, then everything, as one record.
+    pub fn last() -> Framing {
+        Framing::custom(last::Last)
+    }
+
+    /// Records are the first capture group (or the whole match, if the pattern has no
+    /// group) of `pattern`, searched over the stream. Bytes before a match are skipped;
+    /// a match is taken as soon as it is found, so end the pattern with a terminator
+    /// (`(.*?)\n`, not `(a+)`), or records will depend on how the bytes arrived.
+    #[cfg(feature = "regex")]
+    pub fn regex(pattern: &str) -> Result<Framing, regex::Error> {
+        Ok(Framing::custom(regexp::Regexp::new(pattern)?))
+    }
+
+    /// Your own rule.
+    pub fn custom(decoder: impl Decoder) -> Framing {
+        Framing {
+            decoder: Box::new(decoder),
+        }
+    }
+}
+
+/// Test support: feeds `chunks` through a decoder the way the reactor does (records are
+/// taken from the start; the unconsumed tail waits for the next chunk) and collects the
+/// records, then what `decode_eof` makes of the rest, and the rest.
+#[cfg(test)]
+pub(crate) fn frame_chunks(
+    framing: &Framing,
+    chunks: &[&[u8]],
+) -> Result<(Vec<Vec<u8>>, Vec<u8>), FrameError> {
+    let mut decoder = framing.decoder.fresh();
+    let mut pending = Vec::new();
+    let mut records = Vec::new();
+    for chunk in chunks {
+        pending.extend_from_slice(chunk);
+        while let Some(frame) = decoder.decode(&pending, usize::MAX)? {
+            assert!(frame.consumed > 0 && frame.payload.end <= frame.consumed);
+            records.push(pending[frame.payload].to_vec());
+            pending.drain(..frame.consumed);
+        }
+    }
+    if let Some(frame) = decoder.decode_eof(&pending) {
+        records.push(pending[frame.payload].to_vec());
+        pending.drain(..frame.consumed);
+    }
+    Ok((records, pending))
+}
+
+/// Property support: splits `input` at `cuts` (positions, any order) into chunks.
+#[cfg(test)]
+pub(crate) fn cut(input: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut points: Vec<usize> = cuts.iter().map(|&c| c % (input.len() + 1)).collect();
+    points.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for p in points {
+        chunks.push(input[start..p].to_vec());
+        start = p;
+    }
+    chunks.push(input[start..].to_vec());
+    chunks
+}
+
+#[cfg(test)]
+pub(crate) fn same_records_however_cut(framing: &Framing, input: &[u8], cuts: &[usize]) {
+    let whole = frame_chunks(framing, &[input]);
+    let chunks = cut(input, cuts);
+    let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+    let pieces = frame_chunks(framing, &refs);
+    assert_eq!(whole, pieces, "cut at {cuts:?}");
+    let bytewise: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(whole, frame_chunks(framing, &bytewise), "byte by byte");
+}
