@@ -6,50 +6,34 @@
 
 use std::io::Write;
 
-use eventmux::{Context, Handler, Incoming, Kind, Reactor, Token};
+use eventmux::framing::Framing;
+use eventmux::{Context, Handler, Incoming, Kind, Options, Reactor, Token};
 
-/// Longest line accepted; a client that sends more without a newline is disconnected, so a
-/// peer cannot grow the server's memory.
+/// Longest line accepted. A client that sends more without a newline gets
+/// `Error::InputLimit` and is disconnected, so no peer can grow the server's memory.
 const MAX_LINE: usize = 64 * 1024;
 
-/// One per client: collects bytes into lines and relays each whole line to the others.
+/// One per client. Framing hands it whole lines (without the `\n`, `\r` stripped).
 struct Member {
-    partial: Vec<u8>,
     /// Reused list of the other members, so relaying a line allocates nothing.
     others: Vec<Token>,
 }
 
 impl Handler for Member {
-    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+    fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
         let me = ctx.token();
-        let mut rest = data;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(end + 1);
-            rest = tail;
-            let whole: &[u8] = if self.partial.is_empty() {
-                line
-            } else {
-                self.partial.extend_from_slice(line);
-                &self.partial
-            };
-            // Every stream handle but this one is a chat member (the other kind is the listener).
-            self.others.clear();
-            self.others.extend(
-                ctx.tokens()
-                    .filter(|&t| t != me && ctx.kind_of(t) == Some(Kind::Stream)),
-            );
-            for &other in &self.others {
-                if let Some(mut peer) = ctx.handle(other) {
-                    // A member that stopped reading hits its output bound and is dropped;
-                    // the others are unaffected.
-                    let _ = peer.send(whole);
-                }
+        // Every stream handle but this one is a chat member (the other kind is the listener).
+        self.others.clear();
+        self.others.extend(
+            ctx.tokens()
+                .filter(|&t| t != me && ctx.kind_of(t) == Some(Kind::Stream)),
+        );
+        for &other in &self.others {
+            if let Some(mut peer) = ctx.handle(other) {
+                // A member that stopped reading hits its output bound and is dropped; the
+                // others are unaffected.
+                let _ = peer.send(line).and_then(|()| peer.send(b"\n"));
             }
-            self.partial.clear();
-        }
-        self.partial.extend_from_slice(rest);
-        if self.partial.len() > MAX_LINE {
-            ctx.kill();
         }
     }
 }
@@ -58,10 +42,7 @@ struct Lobby;
 
 impl Handler for Lobby {
     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
-        Some(Box::new(Member {
-            partial: Vec::new(),
-            others: Vec::new(),
-        }))
+        Some(Box::new(Member { others: Vec::new() }))
     }
 }
 
@@ -70,7 +51,9 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7009".into());
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen(addr.as_str(), Box::new(Lobby))?;
+    // Accepted connections inherit these options, each with its own line buffer.
+    let options = Options::new().framing(Framing::lines()).max_size(MAX_LINE);
+    let listener = reactor.listen_with(addr.as_str(), options, Box::new(Lobby))?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

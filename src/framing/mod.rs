@@ -224,6 +224,19 @@ impl Framing {
             decoder: Box::new(decoder),
         }
     }
+
+    /// The rule's decoder, to run it outside a reactor (tests, fuzzing, benchmarks).
+    ///
+    /// ```
+    /// use eventmux::framing::Framing;
+    /// let mut lines = Framing::lines().into_decoder();
+    /// let frame = lines.decode(b"hi\r\nrest", usize::MAX).unwrap().unwrap();
+    /// assert_eq!(frame.payload, 0..2);
+    /// assert_eq!(frame.consumed, 4);
+    /// ```
+    pub fn into_decoder(self) -> Box<dyn Decoder> {
+        self.decoder
+    }
 }
 
 /// Test support: feeds `chunks` through a decoder the way the reactor does (records are

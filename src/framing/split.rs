@@ -25,13 +25,18 @@ impl Split {
         // Resume a little before where the last search stopped: the delimiter may straddle.
         let from = self.scanned.saturating_sub(self.delimiter.len() - 1);
         let haystack = buf.get(from..)?;
-        if let [byte] = self.delimiter[..] {
-            return haystack.iter().position(|&b| b == byte).map(|i| from + i);
+        // Scan for the first byte (a tight loop the compiler vectorises), then compare the rest.
+        let first = self.delimiter[0];
+        let mut at = 0;
+        while let Some(i) = haystack[at..].iter().position(|&b| b == first) {
+            let candidate = at + i;
+            match haystack.get(candidate..candidate + self.delimiter.len()) {
+                Some(window) if window == self.delimiter => return Some(from + candidate),
+                Some(_) => at = candidate + 1,
+                None => return None,
+            }
         }
-        haystack
-            .windows(self.delimiter.len())
-            .position(|w| w == self.delimiter)
-            .map(|i| from + i)
+        None
     }
 }
 
