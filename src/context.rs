@@ -7,7 +7,7 @@
 //! callback has returned.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
@@ -15,7 +15,10 @@ use bytes::Bytes;
 
 use crate::framing::Framing;
 use crate::registry::Registry;
-use crate::{CloseReason, Error, Handler, Kind, Options, TimerId, Token};
+use crate::{
+    Address, CloseReason, Credentials, Error, Handler, IntoEndpoint, Kind, Options, TimerId, Token,
+    Transport,
+};
 
 /// Given to every callback: acts on this callback's handle, and on any other.
 ///
@@ -71,7 +74,15 @@ impl<'a> Context<'a> {
         self.registry.send_bytes(self.token, data)
     }
 
-    /// Bytes queued and not yet written (EventMux's `buflen`).
+    /// Datagram handles: queues one datagram for `to` (EventMux's `sendto`); `send` on a
+    /// connected datagram handle sends to its peer. Never blocks; datagrams leave in order,
+    /// batched in one `sendmmsg` per turn.
+    pub fn send_to(&mut self, to: &Address, data: &[u8]) -> Result<(), Error> {
+        self.registry.send_to(self.token, to, data)
+    }
+
+    /// What is queued and not yet written (EventMux's `buflen`): bytes for a stream,
+    /// datagrams for a datagram handle.
     pub fn buflen(&self) -> usize {
         self.registry.buflen(self.token)
     }
@@ -153,7 +164,7 @@ impl<'a> Context<'a> {
     /// ManualAccept: accepts one waiting connection, returned non-blocking with its peer's
     /// address; `Ok(None)` when none is waiting. Register it with [`add`](Context::add) or
     /// drop it to refuse. On EMFILE/ENFILE the listener backs off before it reports again.
-    pub fn accept(&mut self) -> Result<Option<(OwnedFd, Option<SocketAddr>)>, Error> {
+    pub fn accept(&mut self) -> Result<Option<(OwnedFd, Address)>, Error> {
         self.registry.accept(self.token)
     }
 
@@ -175,6 +186,16 @@ impl<'a> Context<'a> {
     /// The peer's address of this (IP) handle.
     pub fn peer_addr(&self) -> Result<SocketAddr, Error> {
         self.registry.peer_addr(self.token)
+    }
+
+    /// The peer process of this Unix stream connection (`SO_PEERCRED`): pid, uid, gid.
+    pub fn peer_credentials(&self) -> Result<Credentials, Error> {
+        self.registry.peer_credentials(self.token)
+    }
+
+    /// What carries this handle's bytes (EventMux's `class()`).
+    pub fn transport(&self) -> Option<Transport> {
+        self.registry.entry(self.token).map(|e| e.transport)
     }
 
     /// The local address of this (IP) handle; for a listener, where it listens.
@@ -203,24 +224,27 @@ impl<'a> Context<'a> {
         self.registry.entry(token).map(|e| e.kind)
     }
 
-    /// Opens a listening TCP socket; accepted connections inherit `options`.
+    /// Listens on a stream endpoint or binds a datagram one; see
+    /// [`Reactor::listen`](crate::Reactor::listen). Accepted connections inherit `options`.
     pub fn listen(
         &mut self,
-        addr: impl ToSocketAddrs,
+        endpoint: impl IntoEndpoint,
         options: Options,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        self.registry.listen(addr, options, handler)
+        self.registry
+            .listen(endpoint.into_endpoint()?, options, handler)
     }
 
-    /// Starts a non-blocking TCP connect; see [`Reactor::connect`](crate::Reactor::connect).
+    /// Connects to an endpoint; see [`Reactor::connect`](crate::Reactor::connect).
     pub fn connect(
         &mut self,
-        addr: impl ToSocketAddrs,
+        endpoint: impl IntoEndpoint,
         options: Options,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        self.registry.connect(addr, options, handler)
+        self.registry
+            .connect(endpoint.into_endpoint()?, options, handler)
     }
 
     /// Adds an already-open socket; see [`Reactor::add`](crate::Reactor::add).
@@ -296,9 +320,27 @@ impl<'a> Handle<'a> {
         self.registry.send_bytes(self.token, data)
     }
 
-    /// Bytes queued and not yet written.
+    /// Queues one datagram for `to`; see [`Context::send_to`].
+    pub fn send_to(&mut self, to: &Address, data: &[u8]) -> Result<(), Error> {
+        self.registry.send_to(self.token, to, data)
+    }
+
+    /// What is queued and not yet written (bytes, or datagrams for a datagram handle).
     pub fn buflen(&self) -> usize {
         self.registry.buflen(self.token)
+    }
+
+    /// What carries this handle's bytes.
+    pub fn transport(&self) -> Transport {
+        self.registry
+            .entry(self.token)
+            .expect("a Handle names a live slot")
+            .transport
+    }
+
+    /// The peer process of this Unix stream connection.
+    pub fn peer_credentials(&self) -> Result<Credentials, Error> {
+        self.registry.peer_credentials(self.token)
     }
 
     /// Graceful close; see [`Context::close`].

@@ -3,21 +3,25 @@
 //! runs).
 
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 
+use crate::datagram_queue::DatagramQueue;
 use crate::framing::Decoder;
 use crate::input::InputBuffer;
 use crate::output::OutputQueue;
 use crate::selector::{Interest, Trigger};
 use crate::{CloseReason, Handler, Options, TimerId};
 
-/// What a handle is (EventMux's `type()`/`class()`).
+/// What a handle is (EventMux's `type()`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Kind {
     /// A listening stream socket: its events are accepted connections.
     Listener,
-    /// A connected byte stream (TCP or Unix stream socket).
+    /// A byte stream: a TCP or Unix stream connection, a pipe, a terminal.
     Stream,
+    /// Datagrams: UDP or Unix datagram sockets. Each datagram is one read.
+    Datagram,
     /// A handle with no descriptor (from [`Reactor::add_handler`](crate::Reactor::add_handler)):
     /// it receives timers, and is closed like any other.
     Virtual,
@@ -26,7 +30,56 @@ pub enum Kind {
 impl Kind {
     /// Whether handles of this kind have an output queue (and so get `on_closing`).
     pub fn can_send(self) -> bool {
-        self == Kind::Stream
+        matches!(self, Kind::Stream | Kind::Datagram)
+    }
+}
+
+/// What carries a handle's bytes (EventMux's `class()`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// TCP (IPv4 or IPv6).
+    Tcp,
+    /// UDP (IPv4 or IPv6).
+    Udp,
+    /// A Unix domain socket, stream or datagram.
+    Unix,
+    /// A pipe, FIFO, terminal or other character device.
+    Pipe,
+    /// A socket of another family (e.g. a raw or netlink socket added by hand).
+    OtherSocket,
+    /// No descriptor (a virtual handle).
+    None,
+}
+
+impl Transport {
+    /// Whether the descriptor is a socket (written with `sendmsg`, not `writev`).
+    pub(crate) fn is_socket(self) -> bool {
+        matches!(
+            self,
+            Transport::Tcp | Transport::Udp | Transport::Unix | Transport::OtherSocket
+        )
+    }
+}
+
+/// How a descriptor was classified when it was opened or added.
+#[derive(Clone, Debug)]
+pub(crate) struct Shape {
+    pub(crate) kind: Kind,
+    pub(crate) transport: Transport,
+    /// Opened for reading / for writing (a child's stdin is write-only).
+    pub(crate) readable_end: bool,
+    pub(crate) writable_end: bool,
+}
+
+impl Shape {
+    pub(crate) fn socket(kind: Kind, transport: Transport) -> Shape {
+        Shape {
+            kind,
+            transport,
+            readable_end: true,
+            writable_end: true,
+        }
     }
 }
 
@@ -64,6 +117,13 @@ pub(crate) struct Entry {
     /// `None` while one of its callbacks runs.
     pub(crate) handler: Option<Box<dyn Handler>>,
     pub(crate) kind: Kind,
+    pub(crate) transport: Transport,
+    pub(crate) readable_end: bool,
+    pub(crate) writable_end: bool,
+    /// A Unix socket path this handle bound, removed when it closes.
+    pub(crate) bound_path: Option<PathBuf>,
+    /// The error queue (Errors option) is on.
+    pub(crate) error_queue: bool,
     /// `None` for virtual handles and after `remove` handed the descriptor back.
     pub(crate) fd: Option<OwnedFd>,
     /// Whether `fd` is registered with the selector.
@@ -87,6 +147,8 @@ pub(crate) struct Entry {
     pub(crate) in_ready: bool,
     pub(crate) in_dirty: bool,
     pub(crate) output: OutputQueue,
+    /// A datagram handle's output queue.
+    pub(crate) datagrams: DatagramQueue,
     /// The live framing state of a stream (a listener keeps only the template, in `options`).
     pub(crate) decoder: Option<Box<dyn Decoder>>,
     /// Received bytes not yet handed over (a record's incomplete start).
@@ -96,7 +158,13 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn new(kind: Kind, fd: Option<OwnedFd>, options: Options, connected: bool) -> Entry {
+    pub(crate) fn new(
+        shape: Shape,
+        fd: Option<OwnedFd>,
+        options: Options,
+        connected: bool,
+    ) -> Entry {
+        let kind = shape.kind;
         let manual = options.get_manual_read()
             || options.get_manual_write()
             || (kind == Kind::Listener && options.get_manual_accept());
@@ -107,6 +175,12 @@ impl Entry {
         };
         Entry {
             generation: 0,
+            transport: shape.transport,
+            readable_end: shape.readable_end,
+            writable_end: shape.writable_end,
+            bound_path: None,
+            error_queue: false,
+            datagrams: DatagramQueue::default(),
             decoder,
             input: InputBuffer::default(),
             handler: None,
@@ -145,14 +219,36 @@ impl Entry {
 
     /// Whether the reactor should read (or report readability) now.
     pub(crate) fn wants_read(&self) -> bool {
-        self.life == Life::Open && self.connected && !self.paused && !self.accept_backoff
+        self.life == Life::Open
+            && self.connected
+            && self.readable_end
+            && !self.paused
+            && !self.accept_backoff
     }
 
     /// Whether input is read and thrown away (a graceful close in progress).
     pub(crate) fn discards_input(&self) -> bool {
         matches!(self.life, Life::Closing { .. } | Life::Lingering { .. })
             && self.connected
+            && self.readable_end
             && !self.eof
+    }
+
+    /// What `buflen` reports: bytes for a stream, datagrams for a datagram handle.
+    pub(crate) fn buflen(&self) -> usize {
+        match self.kind {
+            Kind::Datagram => self.datagrams.len(),
+            _ => self.output.len(),
+        }
+    }
+
+    pub(crate) fn has_output(&self) -> bool {
+        !self.output.is_empty() || !self.datagrams.is_empty()
+    }
+
+    /// Drops all queued output; returns what `on_closing` reports as missing.
+    pub(crate) fn drop_output(&mut self) -> usize {
+        self.output.clear() + self.datagrams.clear()
     }
 
     /// The interest this entry should be registered with.
@@ -161,8 +257,8 @@ impl Entry {
             Trigger::Edge => Interest::BOTH,
             Trigger::Level => Interest {
                 read: self.wants_read() || self.discards_input(),
-                write: self.kind == Kind::Stream
-                    && (self.watch_writable || !self.output.is_empty() || !self.connected),
+                write: self.kind.can_send()
+                    && (self.watch_writable || self.has_output() || !self.connected),
             },
         }
     }

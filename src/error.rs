@@ -9,7 +9,43 @@ use std::fmt;
 use std::io;
 
 use crate::framing::FrameError;
-use crate::{Kind, Token};
+use crate::{Address, Kind, Token};
+
+/// What the error queue said about one datagram that could not be delivered.
+#[derive(Clone, Debug)]
+pub struct Undeliverable {
+    pub(crate) errno: i32,
+    pub(crate) from: Option<Address>,
+    pub(crate) to: Option<Address>,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Undeliverable {
+    /// The error number (e.g. 111, `ECONNREFUSED`, for a closed port).
+    pub fn errno(&self) -> i32 {
+        self.errno
+    }
+
+    /// The error's text, as `strerror` gives it.
+    pub fn message(&self) -> String {
+        io::Error::from_raw_os_error(self.errno).to_string()
+    }
+
+    /// Who reported the error (the host or router that sent the ICMP message), if known.
+    pub fn from(&self) -> Option<&Address> {
+        self.from.as_ref()
+    }
+
+    /// Where the datagram was going (address and port).
+    pub fn to(&self) -> Option<&Address> {
+        self.to.as_ref()
+    }
+
+    /// The datagram's payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
 
 /// An error delivered to [`Handler::on_error`](crate::Handler::on_error) or returned by a
 /// handle operation.
@@ -39,6 +75,17 @@ pub enum Error {
     /// The stream broke its framing rule (a malformed HTTP head, a negative length, ...).
     /// The handle is closed after this error.
     Frame(FrameError),
+    /// A datagram sent with `send_to` could not be delivered (the Errors option, Linux): the
+    /// report the error queue held for it. The handle stays open.
+    Undeliverable(Box<Undeliverable>),
+    /// A datagram was larger than [`Options::read_size`](crate::Options::read_size): the
+    /// first `read_size` bytes were delivered, the rest was lost. The handle stays open.
+    Truncated {
+        /// The datagram's real size.
+        size: usize,
+        /// How much of it was delivered.
+        delivered: usize,
+    },
     /// The token names a handle that is gone (its slot may hold another handle by now).
     StaleToken(Token),
     /// The handle is closing or being killed and takes no more operations.
@@ -69,6 +116,16 @@ impl fmt::Display for Error {
                 "input limit of {limit} bytes exceeded waiting for a record ({needed} needed)"
             ),
             Error::Frame(e) => write!(f, "{e}"),
+            Error::Undeliverable(u) => write!(
+                f,
+                "datagram to {} undeliverable: {} (reported by {})",
+                u.to.as_ref().map_or("?".into(), |a| a.to_string()),
+                u.message(),
+                u.from.as_ref().map_or("?".into(), |a| a.to_string())
+            ),
+            Error::Truncated { size, delivered } => {
+                write!(f, "datagram of {size} bytes truncated to {delivered}")
+            }
             Error::StaleToken(token) => write!(f, "{token} names a handle that is gone"),
             Error::Closing(token) => write!(f, "{token} is closing"),
             Error::WrongKind { operation, kind } => {
@@ -99,7 +156,8 @@ impl From<Error> for io::Error {
         let kind = match &e {
             Error::Io(inner) => return io::Error::new(inner.kind(), e),
             Error::OutputLimit { .. } | Error::InputLimit { .. } => io::ErrorKind::OutOfMemory,
-            Error::Frame(_) => io::ErrorKind::InvalidData,
+            Error::Frame(_) | Error::Truncated { .. } => io::ErrorKind::InvalidData,
+            Error::Undeliverable(u) => return io::Error::from_raw_os_error(u.errno),
             Error::StaleToken(_) => io::ErrorKind::NotFound,
             Error::Closing(_) => io::ErrorKind::NotConnected,
             Error::WrongKind { .. } => io::ErrorKind::Unsupported,

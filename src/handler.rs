@@ -10,18 +10,29 @@
 use std::any::Any;
 use std::net::SocketAddr;
 
-use crate::{CloseReason, Context, Error, TimerId};
+use crate::{Address, CloseReason, Context, Credentials, Error, TimerId};
 
 /// A connection a listener has just accepted, shown to [`Handler::on_accept`].
 #[derive(Debug)]
 pub struct Incoming {
-    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) peer: Address,
+    pub(crate) credentials: Option<Credentials>,
 }
 
 impl Incoming {
-    /// The peer's address (`None` for peers without an IP address, such as Unix sockets).
+    /// The peer's IP address and port (`None` for Unix sockets).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
+        self.peer.as_inet()
+    }
+
+    /// The peer's address, of whatever family.
+    pub fn address(&self) -> &Address {
+        &self.peer
+    }
+
+    /// The peer process's pid, uid and gid, on a Unix listener (`SO_PEERCRED`).
+    pub fn credentials(&self) -> Option<Credentials> {
+        self.credentials
     }
 }
 
@@ -69,6 +80,14 @@ pub trait Handler: Any {
     /// whole record. `data` usually borrows the reactor's shared read buffer: copy what must
     /// outlive the call.
     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {}
+
+    /// A datagram arrived on a datagram handle, from `from` (an empty datagram is an empty
+    /// `data`). The default passes it on to [`on_read`](Handler::on_read), so a handler that
+    /// does not care about senders implements only that.
+    fn on_datagram(&mut self, ctx: &mut Context<'_>, data: &[u8], from: &Address) {
+        let _ = from;
+        self.on_read(ctx, data);
+    }
 
     /// The stream ended (or is being closed) with bytes that do not make a whole record under
     /// the handle's framing: here they are, once, before `on_closing`/`on_close` (EventMux's

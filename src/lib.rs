@@ -40,7 +40,11 @@
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 compile_error!("eventmux supports Linux only so far");
 
+mod address;
 mod context;
+mod credentials;
+mod datagram;
+mod datagram_queue;
 mod deliver;
 mod dispatch;
 mod entry;
@@ -49,6 +53,7 @@ pub mod framing;
 mod handler;
 mod input;
 mod listener;
+mod open;
 mod options;
 mod output;
 mod reactor;
@@ -58,11 +63,14 @@ mod stream;
 mod sys;
 mod timer;
 mod token;
+mod url;
 
+pub use address::Address;
 pub use context::{Context, Handle};
+pub use credentials::Credentials;
 pub use dispatch::PanicPolicy;
-pub use entry::Kind;
-pub use error::{CloseReason, Error};
+pub use entry::{Kind, Transport};
+pub use error::{CloseReason, Error, Undeliverable};
 pub use handler::{Handler, Incoming};
 pub use listener::ACCEPT_BACKOFF;
 pub use options::{
@@ -72,6 +80,7 @@ pub use reactor::Reactor;
 pub use selector::Backend;
 pub use timer::TimerId;
 pub use token::Token;
+pub use url::{Endpoint, IntoEndpoint, UrlError};
 
 /// The README's examples are compiled as doc tests, so they cannot rot.
 #[cfg(doctest)]

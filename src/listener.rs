@@ -7,7 +7,6 @@
 //! it recovers by itself when descriptors are freed.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
@@ -15,7 +14,10 @@ use crate::dispatch::dispatch;
 use crate::registry::{Deferred, Registry};
 use crate::sys;
 use crate::timer::TimerPurpose;
-use crate::{Error, Incoming, Reactor, Token};
+use socket2::SockAddr;
+
+use crate::entry::Transport;
+use crate::{Address, Credentials, Error, Incoming, Reactor, Token};
 
 /// Connections accepted per listener per turn.
 const ACCEPTS_PER_TURN: usize = 64;
@@ -67,21 +69,32 @@ impl Reactor {
     }
 
     /// Asks the listener's handler for the new connection's handler and registers it.
-    fn admit(&mut self, listener: Token, conn: OwnedFd, peer: Option<SocketAddr>) {
-        let incoming = Incoming { peer };
-        let Some(options) = self.registry.entry(listener).map(|e| e.options.clone()) else {
+    fn admit(&mut self, listener: Token, conn: OwnedFd, peer: SockAddr) {
+        let Some(entry) = self.registry.entry(listener) else {
             return;
+        };
+        let (options, transport) = (entry.options.clone(), entry.transport);
+        let credentials = match transport {
+            Transport::Unix => Credentials::of(conn.as_fd()).ok(),
+            _ => None,
+        };
+        let incoming = Incoming {
+            peer: Address::from_sockaddr(peer),
+            credentials,
         };
         let handler = dispatch(&mut self.registry, listener, |h, ctx| {
             h.on_accept(ctx, &incoming)
         });
         let Some(Some(handler)) = handler else {
-            log::trace!("{listener}: refused a connection from {peer:?}");
+            log::trace!("{listener}: refused a connection from {}", incoming.peer);
             return;
         };
-        match self.registry.add_accepted(conn, options, handler) {
+        match self
+            .registry
+            .add_accepted(conn, transport, options, handler)
+        {
             Ok(token) => {
-                log::trace!("{listener}: accepted {token} from {peer:?}");
+                log::trace!("{listener}: accepted {token} from {}", incoming.peer);
                 dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
             }
             Err(e) => {

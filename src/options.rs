@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::framing::Framing;
+use crate::Kind;
 
 /// Default [`Options::read_size`]: 64 KiB, as in IO::EventMux.
 pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
@@ -43,6 +44,8 @@ pub struct Options {
     nodelay: bool,
     framing: Option<Framing>,
     max_size: usize,
+    kind: Option<Kind>,
+    errors: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,8 @@ impl Default for Options {
             nodelay: true,
             framing: None,
             max_size: DEFAULT_MAX_SIZE,
+            kind: None,
+            errors: false,
         }
     }
 }
@@ -148,6 +153,32 @@ impl Options {
     pub fn max_size(mut self, bytes: usize) -> Options {
         self.max_size = bytes;
         self
+    }
+
+    /// Type: treat a descriptor given to `add` as this kind instead of what detection says
+    /// (EventMux's `Type` and `Listen` options).
+    pub fn kind(mut self, kind: Kind) -> Options {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Errors (Linux): on a UDP handle, turn on the socket error queue (`IP_RECVERR` /
+    /// `IPV6_RECVERR`), so ICMP errors for datagrams sent with `send_to` come back as
+    /// `on_error(`[`Error::Undeliverable`](crate::Error::Undeliverable)`)` carrying the errno,
+    /// who reported it, the destination and the payload. Off by default, as in EventMux.
+    pub fn errors(mut self, on: bool) -> Options {
+        self.errors = on;
+        self
+    }
+
+    /// The forced kind, if any.
+    pub fn get_kind(&self) -> Option<Kind> {
+        self.kind
+    }
+
+    /// Whether the Errors option is on.
+    pub fn get_errors(&self) -> bool {
+        self.errors
     }
 
     /// The framing rule, if any.

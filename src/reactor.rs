@@ -13,7 +13,6 @@
 //! `epoll_wait` per turn plus one read and one write per active connection.
 
 use std::io;
-use std::net::ToSocketAddrs;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
@@ -22,11 +21,13 @@ use crate::entry::{Kind, Life};
 use crate::registry::{Deferred, Flushed, Registry};
 use crate::selector::{self, Readiness, Trigger};
 use crate::timer::TimerPurpose;
-use crate::{Backend, CloseReason, Handle, Handler, Options, PanicPolicy, Token};
+use crate::{Backend, CloseReason, Handle, Handler, IntoEndpoint, Options, PanicPolicy, Token};
 
 /// How many flush rounds one turn does when `on_sent` keeps sending; the rest waits for
 /// the next turn so that a handler cannot hold the loop.
 const FLUSH_ROUNDS: usize = 4;
+/// Rounds over the ready list per turn: at most this many reads per handle per turn.
+const ROUNDS_PER_TURN: usize = 8;
 
 /// The event loop: owns every handle and dispatches its events to its [`Handler`].
 ///
@@ -64,13 +65,15 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// A reactor on the platform's default [`Backend`] (epoll on Linux).
+    /// A reactor on the platform's default [`Backend`] (epoll on Linux), unless the
+    /// `EVENTMUX_BACKEND` environment variable names another (see [`Backend::from_env`]).
     pub fn new() -> io::Result<Reactor> {
-        Reactor::with_backend(Backend::default())
+        Reactor::with_backend(Backend::from_env())
     }
 
     /// A reactor on the given readiness backend (EventMux's `EventLoop` option).
     pub fn with_backend(backend: Backend) -> io::Result<Reactor> {
+        crate::sys::signal::ignore_sigpipe();
         let selector = selector::open(backend)?;
         let short_read_drains = selector.reports_read_closed();
         Ok(Reactor {
@@ -87,49 +90,63 @@ impl Reactor {
         self.registry.panic_policy = policy;
     }
 
-    /// Listens on a TCP address with default [`Options`]. Port 0 picks a free port: read it
-    /// back with [`Handle::local_addr`]. Host names are resolved (blocking) with the system
-    /// resolver; the first address is used.
+    /// Listens on a stream endpoint, or binds a datagram one, with default [`Options`]:
+    /// `"127.0.0.1:7007"`, `"tcp://[::1]:7007"`, `"unix:///tmp/app.sock"`,
+    /// `"udp://0.0.0.0:5353"`, `"unix_dgram:///tmp/app.dgram"`, a `SocketAddr` (TCP) or a
+    /// `Path` (Unix stream); see [`Endpoint`](crate::Endpoint). Port 0 picks a free port:
+    /// read it back with [`Handle::local_addr`]. Host names are resolved (blocking) with the
+    /// system resolver; the first address is used.
     pub fn listen(
         &mut self,
-        addr: impl ToSocketAddrs,
+        endpoint: impl IntoEndpoint,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        self.registry.listen(addr, Options::default(), handler)
+        self.registry
+            .listen(endpoint.into_endpoint()?, Options::default(), handler)
     }
 
     /// Listens with the given options, which accepted connections inherit.
     pub fn listen_with(
         &mut self,
-        addr: impl ToSocketAddrs,
+        endpoint: impl IntoEndpoint,
         options: Options,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        self.registry.listen(addr, options, handler)
+        self.registry
+            .listen(endpoint.into_endpoint()?, options, handler)
     }
 
-    /// Starts a non-blocking TCP connect. Success arrives as `on_connect`; refusal as
-    /// `on_error` then `on_close`. Sends made before it completes are queued.
+    /// Connects to an endpoint. For a stream, the connect is non-blocking: success arrives as
+    /// `on_connect`, refusal as `on_error` then `on_close`, and sends made before it
+    /// completes are queued. A datagram handle is connected at once (`send` goes to the
+    /// endpoint; ECONNREFUSED from it reaches `on_error` without closing the handle).
     pub fn connect(
         &mut self,
-        addr: impl ToSocketAddrs,
+        endpoint: impl IntoEndpoint,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        self.registry.connect(addr, Options::default(), handler)
+        self.registry
+            .connect(endpoint.into_endpoint()?, Options::default(), handler)
     }
 
     /// Connects with the given options.
     pub fn connect_with(
         &mut self,
-        addr: impl ToSocketAddrs,
+        endpoint: impl IntoEndpoint,
         options: Options,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        self.registry.connect(addr, options, handler)
+        self.registry
+            .connect(endpoint.into_endpoint()?, options, handler)
     }
 
-    /// Adds an already-open socket (connected stream or listener; told apart with
-    /// `SO_ACCEPTCONN`). It is made non-blocking unless both manual modes are on.
+    /// Adds an already-open descriptor: a socket (stream, listener or datagram, told apart
+    /// with `SO_TYPE` and `SO_ACCEPTCONN`), a pipe or FIFO end, a terminal, a child
+    /// process's stdin/stdout/stderr, or any `OwnedFd` of those. [`Options::kind`] forces the
+    /// kind. Write-only ends get a send queue and `on_sent`; read-only ends end with a normal
+    /// close at end of file. The descriptor is made non-blocking unless both manual modes
+    /// are on; mind that this changes the open file description, which a terminal shares
+    /// with other processes.
     pub fn add(
         &mut self,
         fd: impl Into<OwnedFd>,
@@ -137,6 +154,18 @@ impl Reactor {
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
         self.registry.add(fd.into(), options, handler)
+    }
+
+    /// Binds a datagram endpoint (the same as [`listen_with`](Reactor::listen_with), named
+    /// for what it does to a datagram socket).
+    pub fn bind(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry
+            .listen(endpoint.into_endpoint()?, options, handler)
     }
 
     /// Adds a handle with no descriptor: it gets timers (and is closed like any other). A
@@ -206,12 +235,22 @@ impl Reactor {
             let event = self.events[i];
             self.take_readiness(event);
         }
-        for _ in 0..self.registry.ready.len() {
-            let Some(token) = self.registry.ready.pop_front() else {
+        // Rounds over the ready list: each ready handle is served once per round (one read,
+        // or a batch of accepts), and handles with more to do go to the back. Round-robin
+        // keeps a busy peer from starving the others; the bound keeps the loop from
+        // starving timers and the wait.
+        for _ in 0..ROUNDS_PER_TURN {
+            let ready = self.registry.ready.len();
+            if ready == 0 {
                 break;
-            };
-            self.drive(token);
-            self.process_deferred();
+            }
+            for _ in 0..ready {
+                let Some(token) = self.registry.ready.pop_front() else {
+                    break;
+                };
+                self.drive(token);
+                self.process_deferred();
+            }
         }
         self.fire_timers();
         self.flush_dirty();
@@ -262,6 +301,7 @@ impl Reactor {
         match entry.kind {
             Kind::Listener => self.drive_listener(token),
             Kind::Stream => self.drive_stream(token),
+            Kind::Datagram => self.drive_datagram(token),
             Kind::Virtual => {}
         }
         if let Some(entry) = self.registry.entry_mut(token) {
@@ -355,8 +395,12 @@ impl Reactor {
                     let Some(mut entry) = self.registry.take(token) else {
                         continue;
                     };
-                    let missing = entry.output.clear();
+                    let missing = entry.drop_output();
                     drop(entry.fd.take());
+                    if let Some(path) = &entry.bound_path {
+                        // The socket file this handle bound; nobody can connect to it now.
+                        let _ = std::fs::remove_file(path);
+                    }
                     log::debug!("{token}: closed ({reason:?}), {missing} bytes unsent");
                     let Some(mut handler) = entry.handler.take() else {
                         log::error!("{token}: finalized while its handler was running");

@@ -9,13 +9,13 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use bytes::Bytes;
 use slab::Slab;
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 
 use crate::entry::{Entry, Kind, Life};
 use crate::framing::Framing;
@@ -23,7 +23,7 @@ use crate::output::MAX_IOVECS;
 use crate::selector::{Selector, Trigger};
 use crate::sys;
 use crate::timer::{TimerPurpose, Timers};
-use crate::{CloseReason, Error, Handler, Options, PanicPolicy, TimerId, Token};
+use crate::{Address, CloseReason, Credentials, Error, Handler, PanicPolicy, TimerId, Token};
 
 /// Work the reactor does after the current callback returns.
 pub(crate) enum Deferred {
@@ -117,6 +117,9 @@ impl Registry {
         self.next_generation = self.next_generation.wrapping_add(1);
         entry.generation = self.next_generation;
         entry.handler = Some(handler);
+        if !self.selector.supports_edge() {
+            entry.trigger = Trigger::Level;
+        }
         entry.interest = entry.desired_interest();
         if entry.options.get_framing().is_some()
             && !matches!(entry.kind, Kind::Stream | Kind::Listener)
@@ -185,129 +188,67 @@ impl Registry {
         }
     }
 
-    // ----- opening handles -------------------------------------------------------------
-
-    pub(crate) fn listen(
-        &mut self,
-        addr: impl ToSocketAddrs,
-        options: Options,
-        handler: Box<dyn Handler>,
-    ) -> io::Result<Token> {
-        let addr = first_address(addr)?;
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(libc::SOMAXCONN)?;
-        let entry = Entry::new(Kind::Listener, Some(socket.into()), options, true);
-        self.insert(entry, handler)
-    }
-
-    pub(crate) fn connect(
-        &mut self,
-        addr: impl ToSocketAddrs,
-        options: Options,
-        handler: Box<dyn Handler>,
-    ) -> io::Result<Token> {
-        let addr = first_address(addr)?;
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        socket.set_nonblocking(true)?;
-        if options.get_nodelay() {
-            socket.set_tcp_nodelay(true)?;
-        }
-        let refused = match socket.connect(&addr.into()) {
-            Ok(()) => None,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
-            Err(e) => Some(e),
-        };
-        let entry = Entry::new(Kind::Stream, Some(socket.into()), options, false);
-        let token = self.insert(entry, handler)?;
-        if let Some(e) = refused {
-            // Reported like an asynchronous refusal: on_error, then on_close.
-            self.fail(token, Error::Io(e));
-        }
-        Ok(token)
-    }
-
-    pub(crate) fn add(
-        &mut self,
-        fd: OwnedFd,
-        options: Options,
-        handler: Box<dyn Handler>,
-    ) -> io::Result<Token> {
-        let kind = classify(fd.as_fd())?;
-        if !(options.get_manual_read() && options.get_manual_write()) {
-            sys::fd::set_nonblocking(fd.as_fd(), true)?;
-        }
-        self.insert(Entry::new(kind, Some(fd), options, true), handler)
-    }
-
-    pub(crate) fn add_accepted(
-        &mut self,
-        fd: OwnedFd,
-        options: Options,
-        handler: Box<dyn Handler>,
-    ) -> io::Result<Token> {
-        if options.get_nodelay() {
-            // Fails harmlessly on non-TCP streams.
-            let _ = SockRef::from(&fd).set_tcp_nodelay(true);
-        }
-        self.insert(Entry::new(Kind::Stream, Some(fd), options, true), handler)
-    }
-
-    pub(crate) fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
-        let entry = Entry::new(Kind::Virtual, None, Options::default(), true);
-        self.insert(entry, handler)
-            .expect("registering a handle without a descriptor cannot fail")
-    }
-
     // ----- output ------------------------------------------------------------------------
 
     fn check_room(&mut self, token: Token, attempted: usize) -> Result<&mut Entry, Error> {
         let entry = self.live_mut(token)?;
-        if entry.kind != Kind::Stream {
+        if !entry.kind.can_send() || !entry.writable_end {
             return Err(Error::WrongKind {
-                operation: "send",
+                operation: "send (a listener, virtual or read-only handle)",
                 kind: entry.kind,
             });
         }
-        let (limit, queued) = (entry.options.get_max_output(), entry.output.len());
+        let limit = entry.options.get_max_output();
+        let queued = entry.output.len() + entry.datagrams.bytes();
         if queued.saturating_add(attempted) > limit {
-            self.fail_with(
-                token,
-                Error::OutputLimit {
-                    limit,
-                    queued,
-                    attempted,
-                },
-                CloseReason::OutputLimit,
-            );
-            return Err(Error::OutputLimit {
+            let error = || Error::OutputLimit {
                 limit,
                 queued,
                 attempted,
-            });
+            };
+            self.fail_with(token, error(), CloseReason::OutputLimit);
+            return Err(error());
         }
         Ok(self.entry_mut(token).expect("checked above"))
     }
 
     pub(crate) fn send(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
         let entry = self.check_room(token, data.len())?;
-        entry.output.push_slice(data);
+        match entry.kind {
+            Kind::Datagram => entry.datagrams.push(data, None),
+            _ => entry.output.push_slice(data),
+        }
         self.mark_dirty(token);
         Ok(())
     }
 
     pub(crate) fn send_bytes(&mut self, token: Token, data: Bytes) -> Result<(), Error> {
         let entry = self.check_room(token, data.len())?;
-        entry.output.push_bytes(data);
+        match entry.kind {
+            Kind::Datagram => entry.datagrams.push(&data, None),
+            _ => entry.output.push_bytes(data),
+        }
+        self.mark_dirty(token);
+        Ok(())
+    }
+
+    /// Queues one datagram for `to` (EventMux's `sendto`).
+    pub(crate) fn send_to(&mut self, token: Token, to: &Address, data: &[u8]) -> Result<(), Error> {
+        let entry = self.check_room(token, data.len())?;
+        if entry.kind != Kind::Datagram {
+            return Err(Error::WrongKind {
+                operation: "send_to",
+                kind: entry.kind,
+            });
+        }
+        entry.datagrams.push(data, Some(to.clone()));
         self.mark_dirty(token);
         Ok(())
     }
 
     fn mark_dirty(&mut self, token: Token) {
         if let Some(entry) = self.entry_mut(token) {
-            if !entry.in_dirty && !entry.output.is_empty() {
+            if !entry.in_dirty && entry.has_output() {
                 entry.in_dirty = true;
                 self.dirty.push(token);
             }
@@ -315,10 +256,11 @@ impl Registry {
     }
 
     pub(crate) fn buflen(&self, token: Token) -> usize {
-        self.entry(token).map_or(0, |e| e.output.len())
+        self.entry(token).map_or(0, Entry::buflen)
     }
 
-    /// Writes what is queued, in one vectored write.
+    /// Writes what is queued: a stream's bytes in one vectored write, a datagram handle's
+    /// datagrams in `sendmmsg` batches.
     pub(crate) fn flush(&mut self, token: Token) -> Flushed {
         let Some(entry) = self.entry_mut(token) else {
             return Flushed::Idle;
@@ -326,43 +268,55 @@ impl Registry {
         entry.in_dirty = false;
         let writable = entry.ready.writable || entry.trigger == Trigger::Level;
         let connected = entry.connected && matches!(entry.life, Life::Open | Life::Closing { .. });
-        if entry.output.is_empty() || !writable || !connected {
+        if !entry.has_output() || !writable || !connected || entry.fd.is_none() {
             return Flushed::Idle;
         }
-        let Some(fd) = entry.fd.as_ref() else {
-            return Flushed::Idle;
+        let outcome = match entry.kind {
+            Kind::Datagram => self.flush_datagrams(token),
+            _ => flush_stream(entry),
         };
-        let result = {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = entry.output.io_slices(&mut slices);
-            loop {
-                match sys::fd::send_vectored(fd.as_fd(), &slices[..n]) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other,
-                }
-            }
-        };
-        let outcome = match result {
-            Ok(n) => {
-                let all = entry.output.len();
-                entry.output.consume(n);
-                if n == all {
-                    Flushed::Drained
-                } else {
-                    entry.ready.writable = false;
-                    Flushed::Partial
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                entry.ready.writable = false;
-                Flushed::Partial
-            }
-            Err(e) => Flushed::Failed(e),
-        };
-        if entry.trigger == Trigger::Level {
-            self.update_interest(token);
-        }
+        self.update_interest(token);
         outcome
+    }
+
+    /// Sends queued datagrams. Errors belong to single datagrams and do not close the handle:
+    /// each is reported to `on_error` and that datagram dropped. `ECONNREFUSED` on a
+    /// connected socket reports an earlier datagram's ICMP error, so the current one is
+    /// retried.
+    fn flush_datagrams(&mut self, token: Token) -> Flushed {
+        let mut refusals = 0;
+        loop {
+            let Some(entry) = self.entry_mut(token) else {
+                return Flushed::Idle;
+            };
+            let fd = entry.fd.as_ref().expect("checked by flush");
+            match sys::fd::send_datagrams(fd.as_fd(), entry.datagrams.iter()) {
+                Ok(n) => {
+                    entry.datagrams.pop(n);
+                    if entry.datagrams.is_empty() {
+                        return Flushed::Drained;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    entry.ready.writable = false;
+                    return Flushed::Partial;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.raw_os_error() == Some(libc::ECONNREFUSED) && refusals == 0 {
+                        refusals += 1;
+                    } else {
+                        entry.datagrams.pop(1);
+                    }
+                    log::debug!("{token}: datagram send: {e}");
+                    self.deferred
+                        .push_back(Deferred::Error(token, Error::Io(e)));
+                    if self.entry(token).is_some_and(|e| e.datagrams.is_empty()) {
+                        return Flushed::Drained;
+                    }
+                }
+            }
+        }
     }
 
     // ----- closing -----------------------------------------------------------------------
@@ -373,15 +327,13 @@ impl Registry {
         let Some(entry) = self.entry_mut(token).filter(|e| e.is_live()) else {
             return;
         };
-        if entry.kind != Kind::Stream
-            || entry.fd.is_none()
-            || (!entry.connected && entry.output.is_empty())
+        if !entry.kind.can_send() || entry.fd.is_none() || (!entry.connected && !entry.has_output())
         {
             self.kill(token, reason);
             return;
         }
         entry.life = Life::Closing { reason };
-        let drained = entry.output.is_empty();
+        let drained = !entry.has_output();
         let linger = entry.options.get_linger();
         // The handler is done with this handle: its timers go now, not at finalization.
         let mut owned = std::mem::take(&mut entry.timers);
@@ -416,7 +368,8 @@ impl Registry {
         let Life::Closing { reason } = entry.life else {
             return;
         };
-        if entry.eof {
+        // Only a stream has an end of stream to wait for.
+        if entry.eof || entry.kind != Kind::Stream || !entry.transport.is_socket() {
             self.kill(token, reason);
             return;
         }
@@ -565,10 +518,7 @@ impl Registry {
             })
     }
 
-    pub(crate) fn accept(
-        &mut self,
-        token: Token,
-    ) -> Result<Option<(OwnedFd, Option<SocketAddr>)>, Error> {
+    pub(crate) fn accept(&mut self, token: Token) -> Result<Option<(OwnedFd, Address)>, Error> {
         let entry = self.entry(token).ok_or(Error::StaleToken(token))?;
         if entry.kind != Kind::Listener {
             return Err(Error::WrongKind {
@@ -577,7 +527,7 @@ impl Registry {
             });
         }
         match sys::fd::accept(self.fd_of(token)?) {
-            Ok(accepted) => Ok(Some(accepted)),
+            Ok((fd, peer)) => Ok(Some((fd, Address::from_sockaddr(peer)))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) if crate::listener::is_exhaustion(&e) => {
                 // Level-triggered, the listener would report the same backlog every turn.
@@ -603,6 +553,10 @@ impl Registry {
     pub(crate) fn local_addr(&self, token: Token) -> Result<SocketAddr, Error> {
         let addr = SockRef::from(&self.fd_of(token)?).local_addr()?;
         addr.as_socket().ok_or_else(|| not_inet().into())
+    }
+
+    pub(crate) fn peer_credentials(&self, token: Token) -> Result<Credentials, Error> {
+        Ok(Credentials::of(self.fd_of(token)?)?)
     }
 
     pub(crate) fn peer_addr(&self, token: Token) -> Result<SocketAddr, Error> {
@@ -659,32 +613,44 @@ fn deregister(selector: &dyn Selector, entry: &mut Entry) {
     }
 }
 
-fn first_address(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-    addr.to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the address resolved to nothing",
-        )
-    })
-}
-
 fn not_inet() -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, "not an IP socket")
 }
 
-/// Tells a listener from a stream; datagram sockets and other descriptors are not handled yet.
-fn classify(fd: BorrowedFd<'_>) -> io::Result<Kind> {
-    let socket_type = sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
-    if socket_type != libc::SOCK_STREAM {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "only stream sockets can be added so far",
-        ));
+/// Writes a stream's queue in one vectored write: `sendmsg(MSG_NOSIGNAL)` on sockets,
+/// `writev` on pipes.
+fn flush_stream(entry: &mut Entry) -> Flushed {
+    let fd = entry.fd.as_ref().expect("checked by flush");
+    let result = {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = entry.output.io_slices(&mut slices);
+        loop {
+            let written = if entry.transport.is_socket() {
+                sys::fd::send_vectored(fd.as_fd(), &slices[..n])
+            } else {
+                sys::fd::write_vectored(fd.as_fd(), &slices[..n])
+            };
+            match written {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        }
+    };
+    match result {
+        Ok(n) => {
+            let all = entry.output.len();
+            entry.output.consume(n);
+            if n == all {
+                Flushed::Drained
+            } else {
+                entry.ready.writable = false;
+                Flushed::Partial
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            entry.ready.writable = false;
+            Flushed::Partial
+        }
+        Err(e) => Flushed::Failed(e),
     }
-    let listening = sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)?;
-    Ok(if listening != 0 {
-        Kind::Listener
-    } else {
-        Kind::Stream
-    })
 }

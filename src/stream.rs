@@ -12,8 +12,8 @@ use crate::selector::Trigger;
 use crate::sys;
 use crate::{CloseReason, Error, Reactor, Token};
 
-/// Reads per handle per turn before the others get their turn.
-const READS_PER_TURN: usize = 8;
+/// Reads that throw input away per visit during a graceful close.
+const DISCARDS_PER_VISIT: usize = 8;
 /// Output a read burst may build up before it is written mid-burst rather than at the end of
 /// the turn: large enough that small replies still coalesce into one write, small enough
 /// that bulk data is written while it is still in the CPU cache.
@@ -35,13 +35,18 @@ impl Reactor {
             {
                 return;
             }
-        } else if ready.error {
+        } else if ready.error && entry.transport.is_socket() {
             entry.ready.error = false;
             let error = entry.fd.as_ref().map(|fd| SockRef::from(fd).take_error());
             if let Some(Ok(Some(e)) | Err(e)) = error {
                 self.registry.fail(token, Error::Io(e));
                 return;
             }
+        } else if (ready.error || ready.read_closed) && !entry.readable_end && !entry.has_output() {
+            // A write-only pipe whose reader has gone (with output queued, the write that
+            // follows fails with EPIPE instead, and that is reported).
+            self.registry.close_with(token, CloseReason::PeerClosed);
+            return;
         }
         if ready.writable {
             self.flush(token);
@@ -108,70 +113,57 @@ impl Reactor {
         }
     }
 
-    /// Reads until the socket is drained, the budget is spent, or the handler pauses,
-    /// closes or kills the handle; each read is one `on_read`.
+    /// Reads once and delivers it. A handle with more to read goes to the back of the ready
+    /// list, so ready handles take turns read by read (the reactor runs a bounded number of
+    /// rounds per turn).
     fn read_stream(&mut self, token: Token) {
-        for _ in 0..READS_PER_TURN {
-            let Some(entry) = self.registry.entry_mut(token) else {
-                return;
-            };
-            if !entry.wants_read() {
-                return;
-            }
-            let read_size = entry.options.get_read_size();
-            if self.read_buf.len() < read_size {
-                self.read_buf.resize(read_size, 0);
-            }
-            let Some(fd) = entry.fd.as_ref() else {
-                return;
-            };
-            match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
-                Ok(0) => {
-                    entry.ready.readable = false;
-                    entry.ready.read_closed = false;
-                    self.deliver_eof(token);
-                    if let Some(entry) = self.registry.entry_mut(token) {
-                        entry.eof = true;
-                    }
-                    self.registry.close_with(token, CloseReason::PeerClosed);
-                    return;
-                }
-                Ok(n) => {
-                    // With edge triggering a short read means the socket is empty now; if a
-                    // FIN came with the data, read on to see the end of stream.
-                    let drained = n < read_size
-                        && (entry.trigger == Trigger::Level
-                            || (self.short_read_drains && !entry.ready.read_closed));
-                    if drained {
-                        entry.ready.readable = false;
-                    }
-                    self.deliver_read(token, n);
-                    if self.registry.buflen(token) >= EARLY_FLUSH {
-                        self.flush(token);
-                    }
-                    if drained {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    entry.ready.readable = false;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.registry.fail(token, Error::Io(e));
-                    return;
-                }
-            }
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        let read_size = entry.options.get_read_size();
+        if self.read_buf.len() < read_size {
+            self.read_buf.resize(read_size, 0);
         }
-        // Budget spent with data left: continue next turn, after the others.
-        self.registry.schedule(token);
+        let Some(fd) = entry.fd.as_ref() else {
+            return;
+        };
+        match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
+            Ok(0) => {
+                entry.ready.readable = false;
+                entry.ready.read_closed = false;
+                self.deliver_eof(token);
+                if let Some(entry) = self.registry.entry_mut(token) {
+                    entry.eof = true;
+                }
+                self.registry.close_with(token, CloseReason::PeerClosed);
+            }
+            Ok(n) => {
+                // With edge triggering a short read means the socket is empty now; if a FIN
+                // came with the data, read on to see the end of stream.
+                let drained = n < read_size
+                    && (entry.trigger == Trigger::Level
+                        || (self.short_read_drains && !entry.ready.read_closed));
+                if drained {
+                    entry.ready.readable = false;
+                }
+                self.deliver_read(token, n);
+                if self.registry.buflen(token) >= EARLY_FLUSH {
+                    self.flush(token);
+                }
+                if !drained {
+                    self.registry.schedule(token);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.ready.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.registry.schedule(token),
+            Err(e) => self.registry.fail(token, Error::Io(e)),
+        }
     }
 
     /// During a graceful close: reads and throws away what the peer still sends, until its
     /// end of stream, which completes a lingering close.
     fn discard_input(&mut self, token: Token) {
-        for _ in 0..READS_PER_TURN {
+        for _ in 0..DISCARDS_PER_VISIT {
             let Some(entry) = self
                 .registry
                 .entry_mut(token)

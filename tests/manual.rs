@@ -58,7 +58,8 @@ impl Handler for ManualListener {
         loop {
             match ctx.accept() {
                 Ok(Some((fd, peer))) => {
-                    self.log.push(format!("accepted {}", peer.unwrap()));
+                    self.log
+                        .push(format!("accepted {}", peer.as_inet().unwrap()));
                     if self.refuse {
                         drop(fd);
                         continue;
@@ -389,13 +390,28 @@ fn add_takes_a_std_listener() {
 }
 
 #[test]
-fn add_refuses_a_udp_socket() {
+fn add_takes_a_udp_socket_as_a_datagram_handle() {
     let mut reactor = Reactor::new().unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
     let server = Box::new(EchoServer {
         log: Log::default(),
     });
-    let result = reactor.add(socket, Options::new(), server);
-    assert!(result.is_err(), "datagram sockets are not supported yet");
+    let token = reactor.add(socket, Options::new(), server).unwrap();
+    let handle = reactor.handle(token).unwrap();
+    assert_eq!(handle.kind(), Kind::Datagram);
+    assert_eq!(handle.transport(), eventmux::Transport::Udp);
+    assert_eq!(handle.local_addr().unwrap(), addr);
+}
+
+#[test]
+fn add_refuses_a_regular_file() {
+    let mut reactor = Reactor::new().unwrap();
+    let file = std::fs::File::open("Cargo.toml").unwrap();
+    let server = Box::new(EchoServer {
+        log: Log::default(),
+    });
+    let error = reactor.add(file, Options::new(), server).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::Unsupported);
     assert!(reactor.is_empty());
 }

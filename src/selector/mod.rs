@@ -11,14 +11,17 @@
 //!   interest the reactor updates. Manual modes (ManualRead, ManualWrite, ManualAccept)
 //!   use it, because there the *user* does the I/O and the reactor cannot see `EWOULDBLOCK`.
 //!
-//! Backends: [`Backend::Epoll`] talks to epoll(7) directly (Linux, the default) and
-//! [`Backend::Polling`] goes through the portable `polling` crate. On Linux `polling` 3.11
+//! Backends: [`Backend::Epoll`] talks to epoll(7) directly (Linux, the default),
+//! [`Backend::Polling`] goes through the portable `polling` crate, and [`Backend::Poll`]
+//! uses poll(2), level-triggered only (a backend without edge triggering gets every handle
+//! registered level-triggered, with interest kept up to date by the reactor). On Linux `polling` 3.11
 //! adds a `timerfd_settime` and an eventfd `read` plus two `epoll_ctl` calls to every
 //! `wait()`, which is four syscalls per turn that a ping-pong server pays per message;
 //! that is why it is not the default here (see ARCHITECTURE.md for the measurement).
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
+mod poll;
 mod polling;
 
 use std::io;
@@ -44,6 +47,28 @@ pub enum Backend {
     /// per turn on Linux.
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), default)]
     Polling,
+    /// poll(2): level-triggered, a scan of every descriptor per wait. Proves the backend
+    /// seam; fine for a few hundred handles.
+    Poll,
+}
+
+impl Backend {
+    /// The backend named by the `EVENTMUX_BACKEND` environment variable (`epoll`,
+    /// `polling` or `poll`), or the default. [`Reactor::new`](crate::Reactor::new) uses
+    /// it, which lets a whole test suite run on each backend without changing code.
+    pub fn from_env() -> Backend {
+        match std::env::var("EVENTMUX_BACKEND").as_deref() {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Ok("epoll") => Backend::Epoll,
+            Ok("polling") => Backend::Polling,
+            Ok("poll") => Backend::Poll,
+            Ok(other) => {
+                log::warn!("EVENTMUX_BACKEND={other:?} is not a backend; using the default");
+                Backend::default()
+            }
+            Err(_) => Backend::default(),
+        }
+    }
 }
 
 /// What a registration waits for.
@@ -102,6 +127,11 @@ pub(crate) trait Selector {
     /// that would return `EWOULDBLOCK`: otherwise a FIN that arrived with the last bytes
     /// would never produce another edge.
     fn reports_read_closed(&self) -> bool;
+    /// Whether edge-triggered registrations are supported. Without them every handle is
+    /// registered level-triggered.
+    fn supports_edge(&self) -> bool {
+        true
+    }
 }
 
 pub(crate) fn open(backend: Backend) -> io::Result<Box<dyn Selector>> {
@@ -109,5 +139,6 @@ pub(crate) fn open(backend: Backend) -> io::Result<Box<dyn Selector>> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         Backend::Epoll => Box::new(epoll::EpollSelector::new()?),
         Backend::Polling => Box::new(polling::PollingSelector::new()?),
+        Backend::Poll => Box::new(poll::PollSelector::default()),
     })
 }

@@ -6,7 +6,7 @@
 //! (or C hosts) that have not ignored the signal.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use socket2::SockAddr;
@@ -42,7 +42,7 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
 
 /// Accepts one connection, already non-blocking and close-on-exec (one syscall, where
 /// `std`'s accept would need a second `fcntl`/`ioctl` to clear blocking mode).
-pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
+pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SockAddr)> {
     // SAFETY: `try_init` hands us storage large enough for any address and its length,
     // which accept4 fills; it returns a fresh descriptor that nothing else owns.
     let (fd, addr) = unsafe {
@@ -60,7 +60,7 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<So
             }
         })?
     };
-    Ok((fd, addr.as_socket()))
+    Ok((fd, addr))
 }
 
 /// Reads an integer socket option. `ENOTSOCK` comes back as an error.
@@ -87,4 +87,163 @@ pub(crate) fn socket_option_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
     socket2::SockRef::from(&fd).set_nonblocking(nonblocking)
+}
+
+/// Writes as much of `bufs` as the descriptor takes, in one `writev(2)`: for pipes and other
+/// descriptors that are not sockets (and so cannot take `MSG_NOSIGNAL`; see
+/// `crate::sys::signal`).
+pub(crate) fn write_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: IoSlice is ABI-compatible with iovec; the buffers outlive the call.
+    let n = unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), bufs.len() as i32) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Receives one datagram into `buf`. Returns the datagram's real length (larger than
+/// `buf.len()` if it was truncated) and its sender.
+pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+    // SAFETY: `try_init` provides storage for the sender's address and its length, which
+    // recvfrom fills; `buf` is valid for writes of `buf.len()` bytes.
+    let (n, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            let n = libc::recvfrom(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+                storage.cast(),
+                len,
+            );
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })?
+    };
+    Ok((n, addr))
+}
+
+/// Sends up to 64 datagrams — `(payload, destination)`, no destination on a connected
+/// socket — in one `sendmmsg(2)` with `MSG_NOSIGNAL`. Returns how many were sent; an error
+/// means the first one failed.
+pub(crate) fn send_datagrams<'a>(
+    fd: BorrowedFd<'_>,
+    datagrams: impl Iterator<Item = (&'a [u8], Option<&'a SockAddr>)>,
+) -> io::Result<usize> {
+    const BATCH: usize = 64;
+    let mut iovecs: [libc::iovec; BATCH] = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; BATCH];
+    // SAFETY: an all-zero mmsghdr is a valid empty header.
+    let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut count = 0;
+    for (data, to) in datagrams.take(BATCH) {
+        iovecs[count] = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        if let Some(to) = to {
+            headers[count].msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+            headers[count].msg_hdr.msg_namelen = to.len();
+        }
+        count += 1;
+    }
+    for (header, iov) in headers[..count].iter_mut().zip(iovecs.iter_mut()) {
+        header.msg_hdr.msg_iov = iov;
+        header.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: each header points at an iovec and (optionally) an address that outlive the
+    // call; the kernel only reads the payloads and addresses.
+    let n = unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            headers.as_mut_ptr(),
+            count as u32,
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The peer process of a connected Unix socket (`SO_PEERCRED`).
+pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> io::Result<libc::ucred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(cred)
+    }
+}
+
+/// Whether the descriptor was opened for reading and for writing (`O_ACCMODE`).
+pub(crate) fn access_mode(fd: BorrowedFd<'_>) -> io::Result<(bool, bool)> {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => (true, false),
+        libc::O_WRONLY => (false, true),
+        _ => (true, true),
+    })
+}
+
+/// The file type bits of the descriptor (`S_IFIFO`, `S_IFCHR`, ...).
+pub(crate) fn file_type(fd: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `stat` is valid for writes of a `struct stat`.
+    if unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it filled the struct.
+    Ok(unsafe { stat.assume_init() }.st_mode & libc::S_IFMT)
+}
+
+/// Sets an integer socket option.
+pub(crate) fn set_socket_option_int(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    value: i32,
+) -> io::Result<()> {
+    // SAFETY: `value` is a valid c_int for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

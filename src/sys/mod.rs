@@ -2,9 +2,17 @@
 //! shape the hot path needs. Every `unsafe` block of the crate lives under this module.
 //!
 //! - [`epoll`] (Linux only): the epoll instance behind the default readiness backend.
-//! - [`fd`]: read, vectored send without SIGPIPE, accept4 with the flags we want, and
-//!   socket option queries used to classify a descriptor.
+//! - [`fd`]: read, vectored send without SIGPIPE, accept4 with the flags we want, datagram
+//!   receive and batched send (`sendmmsg`), peer credentials, and the queries used to
+//!   classify a descriptor.
+//! - [`errqueue`] (Linux only): the socket error queue behind the Errors option.
+//! - [`signal`]: making sure SIGPIPE cannot kill the process on a pipe write.
+//! - [`poll`]: poll(2), for the level-triggered backend.
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod epoll;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod errqueue;
 pub(crate) mod fd;
+pub(crate) mod poll;
+pub(crate) mod signal;
