@@ -1,0 +1,58 @@
+//! Runs a command and streams its stdout and stderr, each line labelled with where it came
+//! from, until both end; exits with the command's status.
+//!
+//!     cargo run --release --example pipe_child -- COMMAND [ARGS...]
+//!
+//! For example `cargo run --example pipe_child -- sh -c 'echo out; echo err >&2'`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use eventmux::framing::Framing;
+use eventmux::{Context, Handler, Options, Reactor};
+
+/// One per pipe: framing hands it whole lines; a last line without a newline comes to
+/// `on_read_last`.
+struct Labelled {
+    label: &'static str,
+}
+
+impl Labelled {
+    fn print(&self, line: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "[{}] {}", self.label, String::from_utf8_lossy(line));
+    }
+}
+
+impl Handler for Labelled {
+    fn on_read(&mut self, _: &mut Context<'_>, line: &[u8]) {
+        self.print(line);
+    }
+
+    fn on_read_last(&mut self, _: &mut Context<'_>, rest: &[u8]) {
+        self.print(rest);
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let Some(program) = args.next() else {
+        eprintln!("usage: pipe_child COMMAND [ARGS...]");
+        std::process::exit(2);
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let lines = || Options::new().framing(Framing::lines());
+    let mut reactor = Reactor::new()?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    reactor.add(stdout, lines(), Box::new(Labelled { label: "stdout" }))?;
+    reactor.add(stderr, lines(), Box::new(Labelled { label: "stderr" }))?;
+    // Returns when both pipes have reached end of file.
+    reactor.run()?;
+    let status = child.wait()?;
+    std::process::exit(status.code().unwrap_or(1));
+}
