@@ -74,6 +74,19 @@ pub(crate) fn call<R>(
     }
 }
 
+/// Runs `f` with a context that belongs to no handle (a [`Remote::run`](crate::Remote::run)
+/// closure): its token names nothing, so it acts only through `ctx.handle(..)`.
+pub(crate) fn call_detached(registry: &mut Registry, f: impl FnOnce(&mut Context<'_>)) {
+    let nobody = Token::new(u32::MAX as usize - 1, 0);
+    let outcome = {
+        let mut ctx = Context::new(registry, nobody);
+        catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))
+    };
+    if let Err(payload) = outcome {
+        panicked(registry, nobody, payload);
+    }
+}
+
 fn panicked(registry: &mut Registry, token: Token, payload: Box<dyn Any + Send>) {
     let message = payload
         .downcast_ref::<&str>()

@@ -153,6 +153,8 @@ pub(crate) struct Entry {
     pub(crate) decoder: Option<Box<dyn Decoder>>,
     /// Received bytes not yet handed over (a record's incomplete start).
     pub(crate) input: InputBuffer,
+    /// The receive threads of a pump handle.
+    pub(crate) pump: Option<crate::pump::Pump>,
     /// Timers owned by this handle, cancelled when it is finalized.
     pub(crate) timers: Vec<TimerId>,
 }
@@ -180,6 +182,7 @@ impl Entry {
             writable_end: shape.writable_end,
             bound_path: None,
             error_queue: false,
+            pump: None,
             datagrams: DatagramQueue::default(),
             decoder,
             input: InputBuffer::default(),

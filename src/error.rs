@@ -86,6 +86,8 @@ pub enum Error {
         /// How much of it was delivered.
         delivered: usize,
     },
+    /// The reactor a [`Remote`](crate::Remote) belongs to is gone.
+    Disconnected,
     /// The token names a handle that is gone (its slot may hold another handle by now).
     StaleToken(Token),
     /// The handle is closing or being killed and takes no more operations.
@@ -126,6 +128,7 @@ impl fmt::Display for Error {
             Error::Truncated { size, delivered } => {
                 write!(f, "datagram of {size} bytes truncated to {delivered}")
             }
+            Error::Disconnected => write!(f, "the reactor is gone"),
             Error::StaleToken(token) => write!(f, "{token} names a handle that is gone"),
             Error::Closing(token) => write!(f, "{token} is closing"),
             Error::WrongKind { operation, kind } => {
@@ -159,6 +162,7 @@ impl From<Error> for io::Error {
             Error::Frame(_) | Error::Truncated { .. } => io::ErrorKind::InvalidData,
             Error::Undeliverable(u) => return io::Error::from_raw_os_error(u.errno),
             Error::StaleToken(_) => io::ErrorKind::NotFound,
+            Error::Disconnected => io::ErrorKind::BrokenPipe,
             Error::Closing(_) => io::ErrorKind::NotConnected,
             Error::WrongKind { .. } => io::ErrorKind::Unsupported,
         };

@@ -10,7 +10,7 @@
 use std::any::Any;
 use std::net::SocketAddr;
 
-use crate::{Address, CloseReason, Context, Credentials, Error, TimerId};
+use crate::{Address, CloseReason, Context, Credentials, Error, Packet, TimerId};
 
 /// A connection a listener has just accepted, shown to [`Handler::on_accept`].
 #[derive(Debug)]
@@ -87,6 +87,26 @@ pub trait Handler: Any {
     fn on_datagram(&mut self, ctx: &mut Context<'_>, data: &[u8], from: &Address) {
         let _ = from;
         self.on_read(ctx, data);
+    }
+
+    /// A pump delivered a packet (see [`Reactor::pump`](crate::Reactor::pump)). The default
+    /// passes a successful one on to [`on_datagram`](Handler::on_datagram) (and so to
+    /// `on_read`) and a failed receive to `on_error`.
+    fn on_packet(&mut self, ctx: &mut Context<'_>, packet: &Packet) {
+        match packet.from() {
+            Some(from) if packet.errno() == 0 => self.on_datagram(ctx, packet.data(), from),
+            _ => self.on_error(
+                ctx,
+                &Error::Io(std::io::Error::from_raw_os_error(packet.errno())),
+            ),
+        }
+    }
+
+    /// An event pushed by [`Remote::push_event`](crate::Remote::push_event) from another
+    /// thread. The default drops it (logged at debug).
+    fn on_user_event(&mut self, ctx: &mut Context<'_>, event: Box<dyn Any + Send>) {
+        let _ = event;
+        log::debug!("{}: unhandled user event", ctx.token());
     }
 
     /// The stream ended (or is being closed) with bytes that do not make a whole record under

@@ -51,19 +51,23 @@ mod entry;
 mod error;
 pub mod framing;
 mod handler;
+mod handoff;
 mod input;
 mod listener;
 mod open;
 mod options;
 mod output;
+mod pump;
 mod reactor;
 mod registry;
+mod remote;
 mod selector;
 mod stream;
 mod sys;
 mod timer;
 mod token;
 mod url;
+mod waker;
 
 pub use address::Address;
 pub use context::{Context, Handle};
@@ -76,7 +80,9 @@ pub use listener::ACCEPT_BACKOFF;
 pub use options::{
     Options, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE,
 };
+pub use pump::{Packet, PumpOptions, PumpStats, WhenFull};
 pub use reactor::Reactor;
+pub use remote::Remote;
 pub use selector::Backend;
 pub use timer::TimerId;
 pub use token::Token;

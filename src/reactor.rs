@@ -21,6 +21,7 @@ use crate::entry::{Kind, Life};
 use crate::registry::{Deferred, Flushed, Registry};
 use crate::selector::{self, Readiness, Trigger};
 use crate::timer::TimerPurpose;
+use crate::waker::WAKER_KEY;
 use crate::{Backend, CloseReason, Handle, Handler, IntoEndpoint, Options, PanicPolicy, Token};
 
 /// How many flush rounds one turn does when `on_sent` keeps sending; the rest waits for
@@ -231,9 +232,17 @@ impl Reactor {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+        let mut woken = false;
         for i in 0..self.events.len() {
             let event = self.events[i];
-            self.take_readiness(event);
+            if event.key == WAKER_KEY {
+                woken = true;
+            } else {
+                self.take_readiness(event);
+            }
+        }
+        if woken || self.registry.handoffs_left {
+            self.drain_handoffs();
         }
         // Rounds over the ready list: each ready handle is served once per round (one read,
         // or a batch of accepts), and handles with more to do go to the back. Round-robin
@@ -262,7 +271,10 @@ impl Reactor {
 
     fn wait_time(&mut self, timeout: Option<Duration>) -> Option<Duration> {
         let registry = &mut self.registry;
-        if !registry.ready.is_empty() || !registry.dirty.is_empty() || !registry.deferred.is_empty()
+        if !registry.ready.is_empty()
+            || !registry.dirty.is_empty()
+            || !registry.deferred.is_empty()
+            || registry.handoffs_left
         {
             return Some(Duration::ZERO);
         }
@@ -395,6 +407,9 @@ impl Reactor {
                     let Some(mut entry) = self.registry.take(token) else {
                         continue;
                     };
+                    // Stop and join a pump's threads before its handler hears of the close.
+                    drop(entry.pump.take());
+                    self.registry.pumps.retain(|&t| t != token);
                     let missing = entry.drop_output();
                     drop(entry.fd.take());
                     if let Some(path) = &entry.bound_path {

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,10 +20,12 @@ use socket2::SockRef;
 
 use crate::entry::{Entry, Kind, Life};
 use crate::framing::Framing;
+use crate::handoff::RemoteInbox;
 use crate::output::MAX_IOVECS;
 use crate::selector::{Selector, Trigger};
 use crate::sys;
 use crate::timer::{TimerPurpose, Timers};
+use crate::waker::Waker;
 use crate::{Address, CloseReason, Credentials, Error, Handler, PanicPolicy, TimerId, Token};
 
 /// Work the reactor does after the current callback returns.
@@ -57,6 +60,13 @@ pub(crate) struct Registry {
     pub(crate) panic_policy: PanicPolicy,
     /// A caught panic waiting to be resumed ([`PanicPolicy::Propagate`]).
     pub(crate) panic: Option<Box<dyn Any + Send>>,
+    /// Wakes the reactor from other threads; created with the first pump or remote.
+    pub(crate) waker: Option<Arc<Waker>>,
+    pub(crate) remote: Option<RemoteInbox>,
+    /// Pump handles, whose channels are drained when the waker fires.
+    pub(crate) pumps: Vec<Token>,
+    /// Other threads' work was left for the next turn (the per-turn bound was reached).
+    pub(crate) handoffs_left: bool,
     next_generation: u32,
 }
 
@@ -72,6 +82,10 @@ impl Registry {
             stopped: false,
             panic_policy: PanicPolicy::default(),
             panic: None,
+            waker: None,
+            remote: None,
+            pumps: Vec::new(),
+            handoffs_left: false,
             next_generation: 0,
         }
     }

@@ -247,3 +247,75 @@ pub(crate) fn set_socket_option_int(
         Ok(())
     }
 }
+
+/// One received datagram's place in a batch: its length (the real one, so larger than the
+/// slot if truncated), whether it was truncated, and its sender.
+pub(crate) struct Received {
+    pub(crate) len: usize,
+    pub(crate) truncated: bool,
+    pub(crate) from: SockAddr,
+}
+
+/// Blocks until at least one datagram arrives, then takes up to `slots` of them in one
+/// `recvmmsg(2)`: datagram `i` lands in `buf[i * slot..][..slot]`.
+pub(crate) fn recv_datagrams(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    slot: usize,
+    out: &mut Vec<Received>,
+) -> io::Result<()> {
+    const MAX: usize = 256;
+    let count = (buf.len() / slot).clamp(1, MAX);
+    // SAFETY: all-zero iovec/mmsghdr/sockaddr_storage values are valid empty ones.
+    let mut iovecs: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
+    let mut names: [libc::sockaddr_storage; MAX] = unsafe { std::mem::zeroed() };
+    let mut headers: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+    for i in 0..count {
+        iovecs[i] = libc::iovec {
+            iov_base: buf[i * slot..].as_mut_ptr().cast(),
+            iov_len: slot,
+        };
+        let header = &mut headers[i].msg_hdr;
+        header.msg_iov = &mut iovecs[i];
+        header.msg_iovlen = 1;
+        header.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    }
+    // SAFETY: every header points at a slot of `buf` and a name buffer, both valid for
+    // writes for the whole call. MSG_WAITFORONE: block for the first, take what is there.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            headers.as_mut_ptr(),
+            count as u32,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    out.clear();
+    for (header, name) in headers[..n as usize].iter().zip(&names) {
+        let len = header.msg_len as usize;
+        let namelen = header.msg_hdr.msg_namelen;
+        // SAFETY: the kernel wrote `namelen` bytes of a sockaddr into `name`.
+        let (_, from) = unsafe {
+            SockAddr::try_init(|storage, size| {
+                std::ptr::copy_nonoverlapping(
+                    (name as *const libc::sockaddr_storage).cast::<u8>(),
+                    storage.cast::<u8>(),
+                    (namelen as usize).min(std::mem::size_of::<libc::sockaddr_storage>()),
+                );
+                *size = namelen;
+                Ok(())
+            })?
+        };
+        out.push(Received {
+            len,
+            truncated: header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            from,
+        });
+    }
+    Ok(())
+}

@@ -7,12 +7,15 @@
 //!   classify a descriptor.
 //! - [`errqueue`] (Linux only): the socket error queue behind the Errors option.
 //! - [`signal`]: making sure SIGPIPE cannot kill the process on a pipe write.
+//! - [`eventfd`] (Linux only): the counter that wakes the reactor from other threads.
 //! - [`poll`]: poll(2), for the level-triggered backend.
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod epoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod errqueue;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod eventfd;
 pub(crate) mod fd;
 pub(crate) mod poll;
 pub(crate) mod signal;

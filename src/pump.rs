@@ -1,0 +1,457 @@
+//! UDP pumps (Event::Lib::UDPPump, done over): threads that block in `recvmmsg` on a
+//! datagram socket and hand whole batches of packets to the reactor thread, where the
+//! handler's `on_packet` runs and replies go out through the same socket.
+//!
+//! - Each thread takes up to `batch` datagrams per `recvmmsg` and sends them as one batch
+//!   through a bounded crossbeam channel: one channel operation and at most one wakeup (the
+//!   [`Waker`]) serve many packets. A batch's payloads share one allocation.
+//! - N threads share one socket, or (with `reuse_port`) each has its own `SO_REUSEPORT`
+//!   socket bound to the same address, so the kernel spreads flows across them.
+//! - A full channel blocks the thread (default: nothing is lost in user space; the kernel's
+//!   socket buffer absorbs the rest) or drops the batch and counts it.
+//! - Closing the pump handle (or dropping the reactor) sets a stop flag, shuts the sockets
+//!   down (which wakes threads blocked in `recvmmsg`), closes the channel (which wakes
+//!   threads blocked sending) and joins every thread. Batches still queued are counted as
+//!   dropped.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use socket2::{SockRef, Socket};
+
+use crate::sys;
+use crate::waker::Waker;
+use crate::Address;
+
+/// What a pump thread does when the channel to the reactor is full.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Wait for room (default): nothing is dropped in user space; meanwhile the kernel's
+    /// socket buffer fills and, past it, the kernel drops (see `netstat -su`).
+    #[default]
+    Block,
+    /// Drop the batch and count it in [`PumpStats::dropped`].
+    Drop,
+}
+
+/// Options for [`Reactor::pump`](crate::Reactor::pump).
+///
+/// ```
+/// use eventmux::{PumpOptions, WhenFull};
+/// let options = PumpOptions::new().threads(4).reuse_port(true).batch(64).when_full(WhenFull::Drop);
+/// assert_eq!(options.get_threads(), 4);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PumpOptions {
+    threads: usize,
+    reuse_port: bool,
+    batch: usize,
+    buffer_size: usize,
+    capacity: usize,
+    when_full: WhenFull,
+    socket_buffer: Option<usize>,
+}
+
+impl Default for PumpOptions {
+    fn default() -> PumpOptions {
+        PumpOptions {
+            threads: 1,
+            reuse_port: false,
+            batch: 32,
+            buffer_size: 64 * 1024,
+            capacity: 64,
+            when_full: WhenFull::Block,
+            socket_buffer: None,
+        }
+    }
+}
+
+impl PumpOptions {
+    /// One thread, one socket, batches of 32, 64 KiB per datagram, 64 batches in flight,
+    /// block when full.
+    pub fn new() -> PumpOptions {
+        PumpOptions::default()
+    }
+
+    /// Receive threads (at least 1).
+    pub fn threads(mut self, n: usize) -> PumpOptions {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Give each thread its own `SO_REUSEPORT` socket bound to the same address (UDP only).
+    pub fn reuse_port(mut self, on: bool) -> PumpOptions {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Datagrams taken per `recvmmsg` and handed over per batch (1 to 256).
+    pub fn batch(mut self, n: usize) -> PumpOptions {
+        self.batch = n.clamp(1, 256);
+        self
+    }
+
+    /// Receive buffer per datagram (default 64 KiB, UDP's maximum); a larger datagram is
+    /// delivered truncated and flagged.
+    pub fn buffer_size(mut self, bytes: usize) -> PumpOptions {
+        self.buffer_size = bytes.max(1);
+        self
+    }
+
+    /// Batches the channel holds (at least 1): the bound on memory between the threads
+    /// and the reactor.
+    pub fn capacity(mut self, batches: usize) -> PumpOptions {
+        self.capacity = batches.max(1);
+        self
+    }
+
+    /// What a thread does when the channel is full.
+    pub fn when_full(mut self, policy: WhenFull) -> PumpOptions {
+        self.when_full = policy;
+        self
+    }
+
+    /// The kernel's receive buffer per socket (`SO_RCVBUF`; capped by
+    /// `net.core.rmem_max`). Bursts beyond it are dropped by the kernel before any thread
+    /// sees them (`UdpRcvbufErrors` in `nstat`); the system default is about 200 KiB.
+    pub fn socket_buffer(mut self, bytes: usize) -> PumpOptions {
+        self.socket_buffer = Some(bytes);
+        self
+    }
+
+    /// Receive threads.
+    pub fn get_threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Whether each thread gets its own `SO_REUSEPORT` socket.
+    pub fn get_reuse_port(&self) -> bool {
+        self.reuse_port
+    }
+}
+
+/// One received datagram (UDPPump's `from`, `buffer`, `len` and `errno`), given to
+/// [`Handler::on_packet`](crate::Handler::on_packet).
+#[derive(Clone, Debug)]
+pub struct Packet {
+    from: Option<Address>,
+    data: Bytes,
+    len: usize,
+    truncated: bool,
+    errno: i32,
+}
+
+impl Packet {
+    /// The sender (`None` for a failed receive).
+    pub fn from(&self) -> Option<&Address> {
+        self.from.as_ref()
+    }
+
+    /// The payload. Cheap to clone and keep: it shares its batch's allocation.
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The datagram's length as received: larger than `data().len()` if truncated, 0 for a
+    /// failed receive.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the datagram was empty (or the receive failed).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the datagram was larger than the pump's buffer size and was cut.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The receive's errno (0 when it succeeded), e.g. `ECONNREFUSED` on a connected socket.
+    pub fn errno(&self) -> i32 {
+        self.errno
+    }
+}
+
+/// A pump's counters, read with [`Reactor::pump_stats`](crate::Reactor::pump_stats).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PumpStats {
+    /// Datagrams the threads received.
+    pub received: u64,
+    /// Packets handed to `on_packet`.
+    pub delivered: u64,
+    /// Datagrams dropped in user space: a full channel under [`WhenFull::Drop`], or still
+    /// queued when the pump closed.
+    pub dropped: u64,
+    /// Datagrams larger than the buffer size (delivered cut).
+    pub truncated: u64,
+    /// Receives that failed (delivered as packets with an errno).
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    truncated: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Packets received by one `recvmmsg`, handed over together.
+pub(crate) struct Batch {
+    pub(crate) packets: Vec<Packet>,
+}
+
+/// The threads of one pump handle, owned by its entry.
+pub(crate) struct Pump {
+    batches: Option<Receiver<Batch>>,
+    threads: Vec<JoinHandle<()>>,
+    sockets: Vec<Arc<Socket>>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+impl Pump {
+    /// Starts `options.threads` threads over `sockets` (shared round-robin).
+    pub(crate) fn start(
+        sockets: Vec<Socket>,
+        options: &PumpOptions,
+        waker: Arc<Waker>,
+    ) -> io::Result<Pump> {
+        let (sender, receiver) = crossbeam_channel::bounded(options.capacity);
+        let sockets: Vec<Arc<Socket>> = sockets.into_iter().map(Arc::new).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let mut pump = Pump {
+            batches: Some(receiver),
+            threads: Vec::new(),
+            sockets,
+            stop,
+            counters,
+        };
+        for i in 0..options.threads {
+            let thread = PumpThread {
+                socket: pump.sockets[i % pump.sockets.len()].clone(),
+                batches: sender.clone(),
+                waker: waker.clone(),
+                stop: pump.stop.clone(),
+                counters: pump.counters.clone(),
+                options: *options,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("eventmux-pump-{i}"))
+                .spawn(move || thread.run())?;
+            pump.threads.push(handle);
+        }
+        Ok(pump)
+    }
+
+    /// Up to `max` batches that are ready, without waiting.
+    pub(crate) fn take(&self, max: usize) -> impl Iterator<Item = Batch> + '_ {
+        self.batches.iter().flat_map(|r| r.try_iter()).take(max)
+    }
+
+    /// Whether batches are still waiting.
+    pub(crate) fn has_more(&self) -> bool {
+        self.batches.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
+    pub(crate) fn count_delivered(&self, n: u64) {
+        self.counters.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_dropped(&self, n: u64) {
+        self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> PumpStats {
+        let c = &self.counters;
+        PumpStats {
+            received: c.received.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            truncated: c.truncated.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for socket in &self.sockets {
+            // Wakes threads blocked in recvmmsg (it returns at once after a shutdown).
+            let _ = socket.shutdown(std::net::Shutdown::Read);
+        }
+        // Closing the channel wakes threads blocked on a full one; count what was queued.
+        if let Some(batches) = self.batches.take() {
+            let queued: usize = batches.try_iter().map(|b| b.packets.len()).sum();
+            self.count_dropped(queued as u64);
+        }
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                log::error!("a pump thread panicked");
+            }
+        }
+    }
+}
+
+/// What one pump thread owns.
+struct PumpThread {
+    socket: Arc<Socket>,
+    batches: Sender<Batch>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    options: PumpOptions,
+}
+
+impl PumpThread {
+    fn run(self) {
+        let slot = self.options.buffer_size;
+        let mut buf = vec![0u8; slot * self.options.batch];
+        let mut received = Vec::with_capacity(self.options.batch);
+        let mut failures = 0u32;
+        while !self.stop.load(Ordering::SeqCst) {
+            let fd = self.socket.as_fd();
+            let batch = match sys::fd::recv_datagrams(fd, &mut buf, slot, &mut received) {
+                Ok(()) => {
+                    failures = 0;
+                    if self.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    self.collect(&buf, slot, &received)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) if self.stop.load(Ordering::SeqCst) => break,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBADF | libc::ENOTSOCK | libc::EINVAL)
+                    ) =>
+                {
+                    log::error!("pump thread: the socket is unusable ({e}); stopping");
+                    break;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures > 1 {
+                        // A persistent error must not spin a core.
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    Batch {
+                        packets: vec![Packet {
+                            from: None,
+                            data: Bytes::new(),
+                            len: 0,
+                            truncated: false,
+                            errno: e.raw_os_error().unwrap_or(0),
+                        }],
+                    }
+                }
+            };
+            if !self.hand_over(batch) {
+                break;
+            }
+        }
+    }
+
+    /// Copies a batch's payloads into one shared allocation and makes its packets.
+    fn collect(&self, buf: &[u8], slot: usize, received: &[sys::fd::Received]) -> Batch {
+        let total: usize = received.iter().map(|r| r.len.min(slot)).sum();
+        let mut arena = Vec::with_capacity(total);
+        for (i, r) in received.iter().enumerate() {
+            arena.extend_from_slice(&buf[i * slot..][..r.len.min(slot)]);
+        }
+        let arena = Bytes::from(arena);
+        let mut at = 0;
+        let mut truncated = 0;
+        let packets = received
+            .iter()
+            .map(|r| {
+                let kept = r.len.min(slot);
+                truncated += u64::from(r.truncated);
+                let packet = Packet {
+                    from: Some(Address::from_sockaddr(r.from.clone())),
+                    data: arena.slice(at..at + kept),
+                    len: r.len,
+                    truncated: r.truncated,
+                    errno: 0,
+                };
+                at += kept;
+                packet
+            })
+            .collect();
+        self.counters
+            .received
+            .fetch_add(received.len() as u64, Ordering::Relaxed);
+        self.counters
+            .truncated
+            .fetch_add(truncated, Ordering::Relaxed);
+        Batch { packets }
+    }
+
+    /// Sends a batch to the reactor and wakes it; false when the pump is closing.
+    fn hand_over(&self, batch: Batch) -> bool {
+        let count = batch.packets.len() as u64;
+        let sent = match self.options.when_full {
+            WhenFull::Block => self.batches.send(batch).is_ok(),
+            WhenFull::Drop => match self.batches.try_send(batch) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    self.counters.dropped.fetch_add(count, Ordering::Relaxed);
+                    return true;
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            },
+        };
+        if sent {
+            self.waker.wake();
+        }
+        sent
+    }
+}
+
+/// Creates the sockets of a pump bound to `addr`: one, or one per thread with
+/// `SO_REUSEPORT`.
+pub(crate) fn bind_sockets(
+    addr: &socket2::SockAddr,
+    options: &PumpOptions,
+) -> io::Result<Vec<Socket>> {
+    let domain = socket2::Domain::from(i32::from(addr.family()));
+    let count = if options.reuse_port {
+        options.threads
+    } else {
+        1
+    };
+    let mut sockets = Vec::with_capacity(count);
+    let mut bind_to = addr.clone();
+    for _ in 0..count {
+        let socket = Socket::new(domain, socket2::Type::DGRAM, None)?;
+        if options.reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        if let Some(bytes) = options.socket_buffer {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        socket.bind(&bind_to)?;
+        // Port 0: every further socket joins the port the first one got.
+        bind_to = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// The descriptor the reactor sends replies through: a duplicate of the first socket (the
+/// same open socket, still blocking for the threads; the reactor sends with MSG_DONTWAIT).
+pub(crate) fn reply_fd(sockets: &[Socket]) -> io::Result<OwnedFd> {
+    Ok(SockRef::from(&sockets[0]).try_clone()?.into())
+}
