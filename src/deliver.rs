@@ -10,7 +10,7 @@
 
 use crate::dispatch::dispatch;
 use crate::framing::{Frame, FrameError};
-use crate::registry::Registry;
+use crate::registry::{Deferred, Registry};
 use crate::{CloseReason, Error, Reactor, Token};
 
 /// What the next step of delivery is.
@@ -55,19 +55,29 @@ fn next(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
 }
 
 impl Registry {
-    /// Closes a handle whose input broke its framing or its bound.
+    /// A handle's input broke its framing or its bound: no more input is delivered; the
+    /// handler hears of it in `on_error` while it can still send (a server answers `400 Bad
+    /// Request` or `-ERR Protocol error` there), then the handle closes gracefully, so that
+    /// answer is flushed. Its buffered input goes to `on_read_last`.
     pub(crate) fn fail_frame(&mut self, token: Token, error: FrameError) {
-        match error {
-            FrameError::TooLarge { size, limit } => self.fail_with(
-                token,
+        let Some(entry) = self.entry_mut(token).filter(|e| e.is_live()) else {
+            return;
+        };
+        // Read nothing more while the error and the close are on their way.
+        entry.paused = true;
+        let (error, reason) = match error {
+            FrameError::TooLarge { size, limit } => (
                 Error::InputLimit {
                     limit,
                     needed: size,
                 },
                 CloseReason::InputLimit,
             ),
-            other => self.fail_with(token, Error::Frame(other), CloseReason::BadFrame),
-        }
+            other => (Error::Frame(other), CloseReason::BadFrame),
+        };
+        log::debug!("{token}: {error}");
+        self.deferred.push_back(Deferred::Error(token, error));
+        self.deferred.push_back(Deferred::Close(token, reason));
     }
 }
 

@@ -148,7 +148,8 @@ impl Options {
 
     /// MaxSize: the most input a handle buffers while waiting for a record (default 1 MiB).
     /// A record that would need more gives `on_error(`[`Error::InputLimit`](crate::Error::InputLimit)`)`,
-    /// then `on_read_last` with what was buffered, then the close callbacks. `0` means no
+    /// (the handle can still send there, e.g. an error reply), then a graceful close:
+    /// `on_read_last` with what was buffered, then the close callbacks. `0` means no
     /// bound, which only a trusted peer deserves.
     pub fn max_size(mut self, bytes: usize) -> Options {
         self.max_size = bytes;

@@ -403,6 +403,7 @@ impl Reactor {
                 Deferred::Error(token, error) => {
                     dispatch(&mut self.registry, token, |h, ctx| h.on_error(ctx, &error));
                 }
+                Deferred::Close(token, reason) => self.registry.close_with(token, reason),
                 Deferred::Finalize(token, reason) => {
                     let Some(mut entry) = self.registry.take(token) else {
                         continue;

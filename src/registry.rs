@@ -34,6 +34,8 @@ pub(crate) enum Deferred {
     Error(Token, Error),
     /// Run `on_closing` and `on_close`, then drop the handle.
     Finalize(Token, CloseReason),
+    /// Start a graceful close (after an error the handler could still answer).
+    Close(Token, CloseReason),
 }
 
 /// How a flush went.
