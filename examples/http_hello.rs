@@ -1,0 +1,148 @@
+//! HTTP/1.1 "hello world" with keep-alive and pipelining: `GET /` gets 200 and a fixed body,
+//! anything else 404, a malformed request 400; `Connection: close` (and HTTP/1.0 without
+//! keep-alive) is honoured.
+//!
+//!     cargo run --release --example http_hello [ADDR]      # default 127.0.0.1:8080
+//!
+//! Try it with `curl -v http://127.0.0.1:8080/` or `wrk -c 50 http://127.0.0.1:8080/`.
+//! Framing (`Framing::http()`) hands the handler one whole request at a time, however the
+//! bytes arrived; replies to pipelined requests leave in one write.
+
+use std::io::Write;
+
+use eventmux::framing::Framing;
+use eventmux::{Context, Error, Handler, Incoming, Options, Reactor, Token};
+
+const BODY: &[u8] = b"Hello, world!\n";
+const NOT_FOUND: &[u8] = b"Not Found\n";
+/// Largest request head plus body accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// One per connection; `head` is reused for every response head.
+#[derive(Default)]
+struct Connection {
+    head: Vec<u8>,
+}
+
+/// What a request asks for, as far as this server cares.
+struct Request {
+    found: bool,
+    head_only: bool,
+    keep_alive: bool,
+}
+
+fn parse(record: &[u8]) -> Option<Request> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    // Framing already checked the head; parsing again is cheap and gives the fields.
+    request.parse(record).ok()?;
+    let method = request.method?;
+    let http11 = request.version? == 1;
+    let connection = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value);
+    let says = |word: &[u8]| {
+        connection.is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(word))
+        })
+    };
+    Some(Request {
+        found: (method == "GET" || method == "HEAD") && request.path? == "/",
+        head_only: method == "HEAD",
+        keep_alive: if http11 {
+            !says(b"close")
+        } else {
+            says(b"keep-alive")
+        },
+    })
+}
+
+impl Connection {
+    fn respond(
+        &mut self,
+        ctx: &mut Context<'_>,
+        status: &str,
+        body: &[u8],
+        head_only: bool,
+        keep_alive: bool,
+    ) {
+        let head = &mut self.head;
+        head.clear();
+        let _ = write!(
+            head,
+        "HTTP/1.1 {status}\r\nServer: eventmux\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+            if keep_alive { "" } else { "Connection: close\r\n" }
+        );
+        let _ = ctx.send(head);
+        if !head_only {
+            let _ = ctx.send(body);
+        }
+    }
+}
+
+impl Handler for Connection {
+    fn on_read(&mut self, ctx: &mut Context<'_>, record: &[u8]) {
+        let Some(request) = parse(record) else {
+            self.respond(ctx, "400 Bad Request", b"", false, false);
+            ctx.close();
+            return;
+        };
+        if request.found {
+            self.respond(ctx, "200 OK", BODY, request.head_only, request.keep_alive);
+        } else {
+            self.respond(
+                ctx,
+                "404 Not Found",
+                NOT_FOUND,
+                request.head_only,
+                request.keep_alive,
+            );
+        }
+        if !request.keep_alive {
+            ctx.close(); // after the response is flushed
+        }
+    }
+
+    fn on_error(&mut self, ctx: &mut Context<'_>, error: &Error) {
+        // A request framing could not make sense of (or too large): still open for this.
+        if let Error::Frame(_) | Error::InputLimit { .. } = error {
+            self.respond(ctx, "400 Bad Request", b"", false, false);
+        }
+    }
+}
+
+struct Server;
+
+impl Handler for Server {
+    fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+        Some(Box::new(Connection::default()))
+    }
+}
+
+/// Opens the server on `addr`; returns the listener's token.
+pub fn start(reactor: &mut Reactor, addr: &str) -> std::io::Result<Token> {
+    let options = Options::new()
+        .framing(Framing::http())
+        .max_size(MAX_REQUEST);
+    reactor.listen_with(addr, options, Box::new(Server))
+}
+
+#[allow(dead_code)] // tests include this file for `start`
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let mut reactor = Reactor::new()?;
+    let listener = start(&mut reactor, &addr)?;
+    let bound = reactor
+        .handle(listener)
+        .expect("just opened")
+        .local_addr()?;
+    println!("listening on {bound}");
+    std::io::stdout().flush()?;
+    reactor.run()
+}
