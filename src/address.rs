@@ -39,7 +39,9 @@ impl Address {
 
     /// Whether this is a Unix socket bound to no name (e.g. an unbound datagram sender).
     pub fn is_unnamed(&self) -> bool {
-        self.0.is_unnamed()
+        // Linux reports an unbound Unix sender with a zero-length address (no family at all).
+        let family_only = std::mem::size_of::<libc::sa_family_t>();
+        self.0.is_unnamed() || usize::try_from(self.0.len()).is_ok_and(|len| len <= family_only)
     }
 
     pub(crate) fn from_sockaddr(addr: SockAddr) -> Address {

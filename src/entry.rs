@@ -70,6 +70,10 @@ pub(crate) struct Shape {
     /// Opened for reading / for writing (a child's stdin is write-only).
     pub(crate) readable_end: bool,
     pub(crate) writable_end: bool,
+    /// A read shorter than asked proves the descriptor empty: true for stream sockets and
+    /// pipes, false for terminals (a line per read) and datagram sockets forced to `Stream`
+    /// (a datagram per read).
+    pub(crate) short_read_drains: bool,
 }
 
 impl Shape {
@@ -79,6 +83,7 @@ impl Shape {
             transport,
             readable_end: true,
             writable_end: true,
+            short_read_drains: kind != Kind::Datagram,
         }
     }
 }
@@ -120,6 +125,7 @@ pub(crate) struct Entry {
     pub(crate) transport: Transport,
     pub(crate) readable_end: bool,
     pub(crate) writable_end: bool,
+    pub(crate) short_read_drains: bool,
     /// A Unix socket path this handle bound, removed when it closes.
     pub(crate) bound_path: Option<PathBuf>,
     /// The error queue (Errors option) is on.
@@ -180,6 +186,7 @@ impl Entry {
             transport: shape.transport,
             readable_end: shape.readable_end,
             writable_end: shape.writable_end,
+            short_read_drains: shape.short_read_drains,
             bound_path: None,
             error_queue: false,
             pump: None,

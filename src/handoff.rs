@@ -133,6 +133,7 @@ impl Registry {
             // The threads read; the reactor only writes replies.
             readable_end: false,
             writable_end: true,
+            short_read_drains: false,
         };
         let mut entry = crate::entry::Entry::new(shape, Some(fd), Options::default(), true);
         // Level-triggered with no read interest: arriving packets must not wake the reactor

@@ -173,6 +173,7 @@ impl Registry {
             transport: Transport::None,
             readable_end: false,
             writable_end: false,
+            short_read_drains: false,
         };
         self.insert(Entry::new(shape, None, Options::default(), true), handler)
             .expect("registering a handle without a descriptor cannot fail")
@@ -227,50 +228,56 @@ fn remove_stale_socket(path: &Path) {
 /// `fstat` for the rest; and which ends it was opened for.
 pub(crate) fn classify(fd: BorrowedFd<'_>) -> io::Result<Shape> {
     let (readable_end, writable_end) = sys::fd::access_mode(fd)?;
-    let (kind, transport) = match sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) {
-        Ok(socket_type) => {
-            let domain = sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
-            let transport = match (domain, socket_type) {
-                (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) => Transport::Tcp,
-                (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM) => Transport::Udp,
-                (libc::AF_UNIX, _) => Transport::Unix,
-                _ => Transport::OtherSocket,
-            };
-            let kind = match socket_type {
-                libc::SOCK_STREAM => {
-                    let listening =
-                        sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)?;
-                    if listening != 0 {
-                        Kind::Listener
-                    } else {
-                        Kind::Stream
+    let (kind, transport, short_read_drains) =
+        match sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) {
+            Ok(socket_type) => {
+                let domain = sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+                let transport = match (domain, socket_type) {
+                    (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) => Transport::Tcp,
+                    (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM) => Transport::Udp,
+                    (libc::AF_UNIX, _) => Transport::Unix,
+                    _ => Transport::OtherSocket,
+                };
+                let kind = match socket_type {
+                    libc::SOCK_STREAM => {
+                        let listening =
+                            sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)?;
+                        if listening != 0 {
+                            Kind::Listener
+                        } else {
+                            Kind::Stream
+                        }
                     }
-                }
-                libc::SOCK_DGRAM => Kind::Datagram,
-                other => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        format!("socket type {other} is not supported (stream and datagram are)"),
-                    ))
-                }
-            };
-            (kind, transport)
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
-            match sys::fd::file_type(fd)? {
-                libc::S_IFIFO | libc::S_IFCHR => (Kind::Stream, Transport::Pipe),
+                    libc::SOCK_DGRAM => Kind::Datagram,
+                    other => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            format!(
+                                "socket type {other} is not supported (stream and datagram are)"
+                            ),
+                        ))
+                    }
+                };
+                (kind, transport, socket_type == libc::SOCK_STREAM)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                match sys::fd::file_type(fd)? {
+                libc::S_IFIFO => (Kind::Stream, Transport::Pipe, true),
+                // A terminal hands out a line per read: a short read says nothing.
+                libc::S_IFCHR => (Kind::Stream, Transport::Pipe, false),
                 _ => return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
                     "regular files and directories are always ready; epoll(7) cannot watch them",
                 )),
             }
-        }
-        Err(e) => return Err(e),
-    };
+            }
+            Err(e) => return Err(e),
+        };
     Ok(Shape {
         kind,
         transport,
         readable_end,
         writable_end,
+        short_read_drains,
     })
 }
