@@ -169,7 +169,9 @@ impl Http {
                     limit,
                 });
             }
-            match buf.get(data_end..data_end + 2) {
+            // Checked: with no input bound a peer can announce a chunk near usize::MAX.
+            let chunk_end = data_end.checked_add(2).ok_or_else(|| bad("chunk too large"))?;
+            match buf.get(data_end..chunk_end) {
                 None => {
                     self.body = Body::Chunked { next };
                     return Ok(None);
@@ -269,6 +271,14 @@ mod tests {
         assert!(matches!(records(&[bad_chunk]), Err(FrameError::BadHttp(_))));
         let bad_size = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
         assert!(matches!(records(&[bad_size]), Err(FrameError::BadHttp(_))));
+    }
+
+    #[test]
+    fn a_chunk_size_near_the_address_space_is_refused_without_overflow() {
+        // Found by reading the fuzz target's driver: an unbounded handle (max_size 0).
+        let mut http = Http::default();
+        let input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffbd\r\nx";
+        assert!(matches!(http.decode(input, usize::MAX), Err(FrameError::BadHttp(_))));
     }
 
     #[test]
