@@ -170,7 +170,9 @@ impl Http {
                 });
             }
             // Checked: with no input bound a peer can announce a chunk near usize::MAX.
-            let chunk_end = data_end.checked_add(2).ok_or_else(|| bad("chunk too large"))?;
+            let chunk_end = data_end
+                .checked_add(2)
+                .ok_or_else(|| bad("chunk too large"))?;
             match buf.get(data_end..chunk_end) {
                 None => {
                     self.body = Body::Chunked { next };
@@ -278,7 +280,10 @@ mod tests {
         // Found by reading the fuzz target's driver: an unbounded handle (max_size 0).
         let mut http = Http::default();
         let input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffbd\r\nx";
-        assert!(matches!(http.decode(input, usize::MAX), Err(FrameError::BadHttp(_))));
+        assert!(matches!(
+            http.decode(input, usize::MAX),
+            Err(FrameError::BadHttp(_))
+        ));
     }
 
     #[test]
