@@ -8,303 +8,24 @@
 mod util;
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use eventmux::{
-    CloseReason, Context, Error, Handler, Incoming, Options, PanicPolicy, Reactor, TimerId, Token,
+use eventmux::{Context, Error, Handler, Options, PanicPolicy, Reactor, TimerId, Token};
+use util::peer::{round_trip, Peer};
+use util::probe::{events, serve, Acceptor, Probe};
+use util::{
+    assert_same_bytes, join_client, listen_local, pattern, run_until, run_until_closed, settle,
+    Log, DEADLINE,
 };
-use util::{listen_local, run_until, Log, DEADLINE};
 
 // ----- helpers ---------------------------------------------------------------------------
-
-type Hook = Box<dyn FnMut(&mut Context<'_>)>;
-type ReadHook = Box<dyn FnMut(&mut Context<'_>, &[u8])>;
-type Accept = Box<dyn FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>>>;
-
-/// A stream handler that records every callback as `name:event` in a shared log, keeps
-/// the bytes it read, optionally echoes them, and runs test-specific hooks.
-struct Probe {
-    name: &'static str,
-    log: Log,
-    received: Rc<RefCell<Vec<u8>>>,
-    echo: bool,
-    connect: Option<Hook>,
-    read: Option<ReadHook>,
-    timer: Option<Hook>,
-}
-
-impl Probe {
-    fn new(name: &'static str, log: &Log) -> Probe {
-        Probe {
-            name,
-            log: log.clone(),
-            received: Rc::default(),
-            echo: false,
-            connect: None,
-            read: None,
-            timer: None,
-        }
-    }
-
-    fn echo(mut self) -> Probe {
-        self.echo = true;
-        self
-    }
-
-    fn on_connect(mut self, hook: impl FnMut(&mut Context<'_>) + 'static) -> Probe {
-        self.connect = Some(Box::new(hook));
-        self
-    }
-
-    fn on_read(mut self, hook: impl FnMut(&mut Context<'_>, &[u8]) + 'static) -> Probe {
-        self.read = Some(Box::new(hook));
-        self
-    }
-
-    fn on_timer(mut self, hook: impl FnMut(&mut Context<'_>) + 'static) -> Probe {
-        self.timer = Some(Box::new(hook));
-        self
-    }
-
-    /// Keeps what this handler reads in `received`, shared with the test body.
-    fn keeping(mut self, received: &Rc<RefCell<Vec<u8>>>) -> Probe {
-        self.received = received.clone();
-        self
-    }
-
-    fn boxed(self) -> Option<Box<dyn Handler>> {
-        Some(Box::new(self))
-    }
-
-    fn note(&self, event: impl std::fmt::Display) {
-        self.log.push(format!("{}:{event}", self.name));
-    }
-}
-
-impl Handler for Probe {
-    fn on_connect(&mut self, ctx: &mut Context<'_>) {
-        self.note("connect");
-        if let Some(hook) = &mut self.connect {
-            hook(ctx);
-        }
-    }
-
-    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
-        self.note("read");
-        self.received.borrow_mut().extend_from_slice(data);
-        if self.echo {
-            if let Err(e) = ctx.send(data) {
-                self.note(format_args!("echo-failed:{}", describe(&e)));
-            }
-        }
-        if let Some(hook) = &mut self.read {
-            hook(ctx, data);
-        }
-    }
-
-    fn on_sent(&mut self, ctx: &mut Context<'_>) {
-        self.note(format_args!("sent:{}", ctx.buflen()));
-    }
-
-    fn on_timer(&mut self, ctx: &mut Context<'_>, _timer: TimerId) {
-        self.note("timer");
-        if let Some(hook) = &mut self.timer {
-            hook(ctx);
-        }
-    }
-
-    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &Error) {
-        self.note(format_args!("error:{}", describe(error)));
-    }
-
-    fn on_closing(&mut self, _ctx: &mut Context<'_>, missing: usize) {
-        self.note(format_args!("closing:{missing}"));
-    }
-
-    fn on_close(&mut self, _ctx: &mut Context<'_>, reason: CloseReason) {
-        self.note(format_args!("close:{reason:?}"));
-    }
-}
-
-/// A listener handler: records accepts (and errors, closes) and lets the test build each
-/// connection's handler.
-struct Acceptor {
-    name: &'static str,
-    log: Log,
-    make: Accept,
-}
-
-impl Acceptor {
-    fn new(
-        name: &'static str,
-        log: &Log,
-        make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
-    ) -> Box<Acceptor> {
-        Box::new(Acceptor {
-            name,
-            log: log.clone(),
-            make: Box::new(make),
-        })
-    }
-}
-
-impl Handler for Acceptor {
-    fn on_accept(
-        &mut self,
-        ctx: &mut Context<'_>,
-        incoming: &Incoming,
-    ) -> Option<Box<dyn Handler>> {
-        self.log.push(format!("{}:accept", self.name));
-        (self.make)(ctx, incoming)
-    }
-
-    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &Error) {
-        self.log
-            .push(format!("{}:error:{}", self.name, describe(error)));
-    }
-
-    fn on_close(&mut self, _ctx: &mut Context<'_>, reason: CloseReason) {
-        self.log.push(format!("{}:close:{reason:?}", self.name));
-    }
-}
-
-/// An error as a short, comparable string.
-fn describe(error: &Error) -> String {
-    match error {
-        Error::Io(e) => format!("io:{:?}", e.kind()),
-        Error::OutputLimit {
-            limit,
-            queued,
-            attempted,
-        } => format!("output_limit:{limit}/{queued}/{attempted}"),
-        other => format!("{other:?}"),
-    }
-}
-
-/// The log entries of handler `name`, without its `read` and `sent` entries (how many of
-/// those there are depends on how the kernel splits the stream).
-fn events(log: &Log, name: &str) -> Vec<String> {
-    let prefix = format!("{name}:");
-    log.entries()
-        .into_iter()
-        .filter(|e| {
-            e.strip_prefix(&prefix)
-                .is_some_and(|event| event != "read" && !event.starts_with("sent:"))
-        })
-        .collect()
-}
-
-/// A listener on loopback whose every connection gets a handler from `make`.
-fn serve(
-    reactor: &mut Reactor,
-    options: Options,
-    log: &Log,
-    make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
-) -> SocketAddr {
-    listen_local(reactor, options, Acceptor::new("lst", log, make)).1
-}
-
-/// A client socket on the test thread: non-blocking, pumped from `run_until` closures.
-struct Peer {
-    stream: TcpStream,
-    received: Vec<u8>,
-    /// `Ok` for end of stream, `Err` for a reset or other error.
-    end: Option<Result<(), io::ErrorKind>>,
-}
-
-impl Peer {
-    fn connect(addr: SocketAddr) -> Peer {
-        let stream = TcpStream::connect(addr).expect("connect to the test listener");
-        stream.set_nonblocking(true).unwrap();
-        Peer {
-            stream,
-            received: Vec::new(),
-            end: None,
-        }
-    }
-
-    /// Writes a small message (it fits the empty socket buffer at once).
-    fn send(&mut self, data: &[u8]) {
-        self.stream.write_all(data).expect("client write");
-    }
-
-    /// Reads what has arrived; returns whether the stream has ended.
-    fn pump(&mut self) -> bool {
-        let mut buf = [0u8; 64 * 1024];
-        while self.end.is_none() {
-            match self.stream.read(&mut buf) {
-                Ok(0) => {
-                    // Like a real client: the server is done, so close our side too,
-                    // which lets the server's lingering close finish.
-                    let _ = self.stream.shutdown(std::net::Shutdown::Write);
-                    self.end = Some(Ok(()));
-                }
-                Ok(n) => self.received.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.end = Some(Err(e.kind())),
-            }
-        }
-        true
-    }
-}
-
-/// Sends `message` from `peer` and waits until it has come back.
-fn round_trip(reactor: &mut Reactor, peer: &mut Peer, message: &[u8]) {
-    let start = peer.received.len();
-    peer.send(message);
-    run_until(reactor, "the echo", |_| {
-        peer.pump();
-        peer.received.len() >= start + message.len()
-    });
-    assert_eq!(&peer.received[start..], message, "the echo differs");
-}
-
-/// Runs a few turns that wait for nothing, so that anything wrongly pending shows up.
-fn settle(reactor: &mut Reactor) {
-    for _ in 0..5 {
-        reactor.run_once(Some(Duration::from_millis(5))).unwrap();
-    }
-}
-
-/// Runs the reactor until the client thread is done, and returns what it read.
-fn join_client(reactor: &mut Reactor, client: JoinHandle<Vec<u8>>) -> Vec<u8> {
-    run_until(reactor, "the client thread", |_| client.is_finished());
-    client.join().expect("client thread panicked")
-}
-
-/// Deterministic, non-periodic bytes, so that a lost, duplicated or reordered chunk shows.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-/// Compares big buffers without printing megabytes on failure.
-fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
-    let first_difference = got.iter().zip(want).position(|(a, b)| a != b);
-    assert!(
-        got.len() == want.len() && first_difference.is_none(),
-        "{what}: got {} bytes, want {}; first difference at {first_difference:?}",
-        got.len(),
-        want.len(),
-    );
-}
-
-// ----- accepting -------------------------------------------------------------------------
 
 /// Exits the test process if `run()` hangs past the deadline: a reactor is not `Send`, so
 /// nothing can interrupt a `run` that never returns. Dropping the guard disarms it.
@@ -317,12 +38,6 @@ fn watchdog(what: &'static str) -> mpsc::Sender<()> {
         }
     });
     guard
-}
-
-/// Runs turns until handler `name` has received `on_close`.
-fn run_until_closed(reactor: &mut Reactor, log: &Log, name: &str) {
-    let prefix = format!("{name}:close:");
-    run_until(reactor, &prefix.clone(), |_| log.count_prefix(&prefix) > 0);
 }
 
 /// Checks that a descriptor handed back by `remove` is open and still the connection to
@@ -356,13 +71,10 @@ fn assert_removed_fd_is_the_connection(reactor: &mut Reactor, fd: OwnedFd, clien
 
 // ----- closing with a queue --------------------------------------------------------------
 
-#[test]
-fn graceful_close_with_queued_data_delivers_everything_then_eof() {
-    let mut reactor = Reactor::new().unwrap();
-    let log = Log::default();
-    let payload = pattern(8 * 1024 * 1024);
-    let (l, p) = (log.clone(), payload.clone());
-    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+/// A server whose connection `srv` answers a read with `payload` and closes gracefully.
+fn serve_payload_then_close(reactor: &mut Reactor, log: &Log, payload: &[u8]) -> SocketAddr {
+    let (l, p) = (log.clone(), payload.to_vec());
+    serve(reactor, Options::new(), log, move |_, _| {
         let p = p.clone();
         Probe::new("srv", &l)
             .on_read(move |ctx, _| {
@@ -370,7 +82,15 @@ fn graceful_close_with_queued_data_delivers_everything_then_eof() {
                 ctx.close();
             })
             .boxed()
-    });
+    })
+}
+
+#[test]
+fn graceful_close_with_queued_data_delivers_everything_then_eof() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let payload = pattern(8 * 1024 * 1024);
+    let addr = serve_payload_then_close(&mut reactor, &log, &payload);
 
     let client = thread::spawn(move || {
         let mut stream = TcpStream::connect(addr).unwrap();
@@ -402,16 +122,7 @@ fn graceful_close_delivers_everything_even_while_the_peer_keeps_sending() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
     let payload = pattern(8 * 1024 * 1024);
-    let (l, p) = (log.clone(), payload.clone());
-    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
-        let p = p.clone();
-        Probe::new("srv", &l)
-            .on_read(move |ctx, _| {
-                ctx.send(&p).unwrap();
-                ctx.close();
-            })
-            .boxed()
-    });
+    let addr = serve_payload_then_close(&mut reactor, &log, &payload);
 
     let client = thread::spawn(move || {
         let mut stream = TcpStream::connect(addr).unwrap();

@@ -11,265 +11,19 @@
 mod util;
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use eventmux::framing::{Decoder, Endian, Frame, FrameError, Framing, Size};
-use eventmux::{
-    CloseReason, Context, Error, Handler, Incoming, Options, Reactor, TimerId, DEFAULT_MAX_SIZE,
-    DEFAULT_READ_SIZE,
-};
-use util::{listen_local, run_until, Log, DEADLINE};
+use eventmux::{Error, Options, Reactor, DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE};
+use util::peer::{run_until_closed_with, Peer};
+use util::probe::{events, serve_framed, show, Probe, Records};
+use util::{assert_same_bytes, join_client, run_until, run_until_closed, settle, Log, DEADLINE};
 
 // ----- helpers ---------------------------------------------------------------------------
-
-type Hook = Box<dyn FnMut(&mut Context<'_>)>;
-type ReadHook = Box<dyn FnMut(&mut Context<'_>, &[u8])>;
-type ErrorHook = Box<dyn FnMut(&mut Context<'_>, &Error)>;
-type Records = Rc<RefCell<Vec<Vec<u8>>>>;
-
-/// A stream handler that records every callback as `name:event` in a shared log (records
-/// and `on_read_last` data shown escaped, or as `#len` when long), keeps the records and
-/// the `on_read_last` data it got, and runs test-specific hooks.
-struct Probe {
-    name: &'static str,
-    log: Log,
-    records: Records,
-    last: Records,
-    read: Option<ReadHook>,
-    timer: Option<Hook>,
-    error: Option<ErrorHook>,
-}
-
-impl Probe {
-    fn new(name: &'static str, log: &Log) -> Probe {
-        Probe {
-            name,
-            log: log.clone(),
-            records: Rc::default(),
-            last: Rc::default(),
-            read: None,
-            timer: None,
-            error: None,
-        }
-    }
-
-    fn on_read(mut self, hook: impl FnMut(&mut Context<'_>, &[u8]) + 'static) -> Probe {
-        self.read = Some(Box::new(hook));
-        self
-    }
-
-    fn on_timer(mut self, hook: impl FnMut(&mut Context<'_>) + 'static) -> Probe {
-        self.timer = Some(Box::new(hook));
-        self
-    }
-
-    fn on_error(mut self, hook: impl FnMut(&mut Context<'_>, &Error) + 'static) -> Probe {
-        self.error = Some(Box::new(hook));
-        self
-    }
-
-    /// Keeps the records (and the `on_read_last` data) in `records` (and `last`), shared
-    /// with the test body.
-    fn keeping(mut self, records: &Records, last: &Records) -> Probe {
-        self.records = records.clone();
-        self.last = last.clone();
-        self
-    }
-
-    fn boxed(self) -> Option<Box<dyn Handler>> {
-        Some(Box::new(self))
-    }
-
-    fn note(&self, event: impl std::fmt::Display) {
-        self.log.push(format!("{}:{event}", self.name));
-    }
-}
-
-impl Handler for Probe {
-    fn on_connect(&mut self, _ctx: &mut Context<'_>) {
-        self.note("connect");
-    }
-
-    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
-        self.note(format_args!("read:{}", show(data)));
-        self.records.borrow_mut().push(data.to_vec());
-        if let Some(hook) = &mut self.read {
-            hook(ctx, data);
-        }
-    }
-
-    fn on_read_last(&mut self, _ctx: &mut Context<'_>, data: &[u8]) {
-        self.note(format_args!("read_last:{}", show(data)));
-        self.last.borrow_mut().push(data.to_vec());
-    }
-
-    fn on_timer(&mut self, ctx: &mut Context<'_>, _timer: TimerId) {
-        self.note("timer");
-        if let Some(hook) = &mut self.timer {
-            hook(ctx);
-        }
-    }
-
-    fn on_error(&mut self, ctx: &mut Context<'_>, error: &Error) {
-        self.note(format_args!("error:{}", describe(error)));
-        if let Some(hook) = &mut self.error {
-            hook(ctx, error);
-        }
-    }
-
-    fn on_closing(&mut self, _ctx: &mut Context<'_>, missing: usize) {
-        self.note(format_args!("closing:{missing}"));
-    }
-
-    fn on_close(&mut self, _ctx: &mut Context<'_>, reason: CloseReason) {
-        self.note(format_args!("close:{reason:?}"));
-    }
-}
-
-/// A listener handler: names its connections in accept order and lets the test build
-/// each one's handler from a fresh `Probe`.
-struct Acceptor {
-    log: Log,
-    names: &'static [&'static str],
-    accepted: usize,
-    make: Box<dyn FnMut(Probe) -> Probe>,
-}
-
-impl Handler for Acceptor {
-    fn on_accept(&mut self, _ctx: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
-        let name = self.names[self.accepted];
-        self.accepted += 1;
-        (self.make)(Probe::new(name, &self.log)).boxed()
-    }
-
-    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &Error) {
-        self.log.push(format!("lst:error:{}", describe(error)));
-    }
-}
-
-/// A loopback listener with `options`; its connections, named `names[0]`, `names[1]`, ...
-/// in accept order, get the handler `make` builds from a fresh `Probe`.
-fn serve(
-    reactor: &mut Reactor,
-    options: Options,
-    log: &Log,
-    names: &'static [&'static str],
-    make: impl FnMut(Probe) -> Probe + 'static,
-) -> SocketAddr {
-    let acceptor = Acceptor {
-        log: log.clone(),
-        names,
-        accepted: 0,
-        make: Box::new(make),
-    };
-    listen_local(reactor, options, Box::new(acceptor)).1
-}
-
-/// Bytes as a short, comparable string: escaped if short, `#len` if long.
-fn show(data: &[u8]) -> String {
-    if data.len() <= 40 {
-        data.escape_ascii().to_string()
-    } else {
-        format!("#{}", data.len())
-    }
-}
-
-/// An error as a short, comparable string.
-fn describe(error: &Error) -> String {
-    match error {
-        Error::Io(e) => format!("io:{:?}", e.kind()),
-        Error::InputLimit { limit, .. } => format!("input_limit:{limit}"),
-        Error::Frame(FrameError::BadHttp(_)) => "frame:bad_http".to_string(),
-        Error::Frame(e) => format!("frame:{e:?}"),
-        other => format!("{other:?}"),
-    }
-}
-
-/// The log entries of handler `name`.
-fn events(log: &Log, name: &str) -> Vec<String> {
-    let prefix = format!("{name}:");
-    log.entries()
-        .into_iter()
-        .filter(|e| e.starts_with(&prefix))
-        .collect()
-}
-
-/// Runs turns until handler `name` has received `on_close`.
-fn run_until_closed(reactor: &mut Reactor, log: &Log, name: &str) {
-    let prefix = format!("{name}:close:");
-    run_until(reactor, &prefix.clone(), |_| log.count_prefix(&prefix) > 0);
-}
-
-/// Runs turns until handler `name` has received `on_close` and `peer` has seen the end of
-/// the stream (pumping it meanwhile: its end of stream completes a graceful close).
-fn run_until_closed_with(reactor: &mut Reactor, log: &Log, name: &str, peer: &mut Peer) {
-    let prefix = format!("{name}:close:");
-    run_until(reactor, &format!("{prefix} and the client's end"), |_| {
-        peer.pump() && log.count_prefix(&prefix) > 0
-    });
-}
-
-/// Runs a few turns that wait for nothing, so that anything wrongly pending shows up.
-fn settle(reactor: &mut Reactor) {
-    for _ in 0..5 {
-        reactor.run_once(Some(Duration::from_millis(5))).unwrap();
-    }
-}
-
-/// Runs the reactor until the client thread is done, and returns its result.
-fn join_client<T>(reactor: &mut Reactor, client: JoinHandle<T>) -> T {
-    run_until(reactor, "the client thread", |_| client.is_finished());
-    client.join().expect("client thread panicked")
-}
-
-/// A client socket on the test thread: non-blocking, pumped from `run_until` closures.
-struct Peer {
-    stream: TcpStream,
-    received: Vec<u8>,
-    /// `Ok` for end of stream, `Err` for a reset or other error.
-    end: Option<Result<(), io::ErrorKind>>,
-}
-
-impl Peer {
-    fn connect(addr: SocketAddr) -> Peer {
-        let stream = TcpStream::connect(addr).expect("connect to the test listener");
-        stream.set_nodelay(true).unwrap();
-        stream.set_nonblocking(true).unwrap();
-        Peer {
-            stream,
-            received: Vec::new(),
-            end: None,
-        }
-    }
-
-    /// Writes a small message (it fits the empty socket buffer at once).
-    fn send(&mut self, data: &[u8]) {
-        self.stream.write_all(data).expect("client write");
-    }
-
-    /// Reads what has arrived; returns whether the stream has ended.
-    fn pump(&mut self) -> bool {
-        let mut buf = [0u8; 64 * 1024];
-        while self.end.is_none() {
-            match self.stream.read(&mut buf) {
-                Ok(0) => {
-                    // The server is done: close our side too, so its close can finish.
-                    let _ = self.stream.shutdown(Shutdown::Write);
-                    self.end = Some(Ok(()));
-                }
-                Ok(n) => self.received.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.end = Some(Err(e.kind())),
-            }
-        }
-        true
-    }
-}
 
 /// A simple seeded PRNG (xorshift64*), so that a failing split can be replayed.
 struct Rng(u64);
@@ -313,12 +67,12 @@ fn frame_over_tcp(framing: Framing, input: &[u8], writes: Writes) -> Framed {
     let log = Log::default();
     let (records, last) = (Records::default(), Records::default());
     let (r, l) = (records.clone(), last.clone());
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(framing),
         &log,
         &["srv"],
-        move |probe| probe.keeping(&r, &l),
+        move |probe| probe.keeping_records(&r, &l),
     );
     let input = input.to_vec();
     let client = thread::spawn(move || {
@@ -462,7 +216,8 @@ fn size_prefixed(width: usize, endian: Endian, adjust: i64, payloads: &[Vec<u8>]
     out
 }
 
-/// Deterministic, non-periodic bytes, so that a lost, duplicated or reordered chunk shows.
+/// Deterministic, non-periodic bytes, so that a lost, duplicated or reordered chunk shows
+/// (drawn from this file's `Rng`: other bytes than `util::pattern`'s).
 fn pattern(len: usize) -> Vec<u8> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     (0..len).map(|_| rng.next() as u8).collect()
@@ -471,17 +226,6 @@ fn pattern(len: usize) -> Vec<u8> {
 /// Like `pattern`, but letters only (no delimiter can occur in it).
 fn letters(len: usize) -> Vec<u8> {
     pattern(len).into_iter().map(|b| b'a' + b % 26).collect()
-}
-
-/// Compares big buffers without printing megabytes on failure.
-fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
-    let first_difference = got.iter().zip(want).position(|(a, b)| a != b);
-    assert!(
-        got.len() == want.len() && first_difference.is_none(),
-        "{what}: got {} bytes, want {}; first difference at {first_difference:?}",
-        got.len(),
-        want.len(),
-    );
 }
 
 /// Splits `stream` right after each marker, each searched for from the previous cut.
@@ -648,14 +392,14 @@ fn http_pipelined_requests_split_across_writes_arrive_as_whole_messages() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
     let (framing, seen) = watched(Framing::http());
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(framing),
         &log,
         &["srv"],
         |probe| probe.on_read(|ctx, _| ctx.send(b"ok\n").unwrap()),
     );
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     for piece in &pieces {
         send_and_wait(&mut reactor, &mut client, piece, &seen);
     }
@@ -687,7 +431,7 @@ fn http_pipelined_requests_split_across_writes_arrive_as_whole_messages() {
 fn malformed_http_closes_with_bad_frame() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(Framing::http()),
         &log,
@@ -698,11 +442,11 @@ fn malformed_http_closes_with_bad_frame() {
                 .on_error(|ctx, _| ctx.send(b"400\n").unwrap())
         },
     );
-    let mut bad = Peer::connect(addr);
+    let mut bad = Peer::connect(addr).nodelay();
     run_until(&mut reactor, "bad's connect", |_| {
         log.contains("bad:connect")
     });
-    let mut good = Peer::connect(addr);
+    let mut good = Peer::connect(addr).nodelay();
     run_until(&mut reactor, "good's connect", |_| {
         log.contains("good:connect")
     });
@@ -766,14 +510,14 @@ fn last_delivers_everything_at_end_of_stream() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
     let (framing, seen) = watched(Framing::last());
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(framing),
         &log,
         &["srv"],
         |p| p,
     );
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     run_until(&mut reactor, "the connect", |_| log.contains("srv:connect"));
     send_and_wait(&mut reactor, &mut client, b"abc", &seen);
     send_and_wait(&mut reactor, &mut client, b"def", &seen);
@@ -802,14 +546,14 @@ fn last_delivers_everything_at_end_of_stream() {
 fn read_last_gets_the_incomplete_tail_before_closing_and_close() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(Framing::lines()),
         &log,
         &["srv"],
         |p| p,
     );
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     client.send(b"one\ntwo");
     client.stream.shutdown(Shutdown::Write).unwrap();
     run_until_closed(&mut reactor, &log, "srv");
@@ -834,7 +578,7 @@ fn kill_skips_read_last() {
     // the one that closes gets it in on_read_last, the one that kills does not.
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(Framing::lines()),
         &log,
@@ -850,11 +594,11 @@ fn kill_skips_read_last() {
             })
         },
     );
-    let mut killed = Peer::connect(addr);
+    let mut killed = Peer::connect(addr).nodelay();
     run_until(&mut reactor, "the first connect", |_| {
         log.contains("killed:connect")
     });
-    let mut closed = Peer::connect(addr);
+    let mut closed = Peer::connect(addr).nodelay();
     run_until(&mut reactor, "the second connect", |_| {
         log.contains("closed:connect")
     });
@@ -904,9 +648,9 @@ fn max_size_overrun_reports_input_limit_then_read_last_closing_close() {
         .framing(Framing::lines())
         .max_size(LIMIT)
         .read_size(READ_SIZE);
-    let addr = serve(&mut reactor, options, &log, &["lines"], move |probe| {
+    let addr = serve_framed(&mut reactor, options, &log, &["lines"], move |probe| {
         let e = e.clone();
-        probe.keeping(&r, &l).on_error(move |ctx, error| {
+        probe.keeping_records(&r, &l).on_error(move |ctx, error| {
             if let Error::InputLimit { limit, needed } = error {
                 e.borrow_mut().push((*limit, *needed));
             }
@@ -916,7 +660,7 @@ fn max_size_overrun_reports_input_limit_then_read_last_closing_close() {
     });
 
     // Ten times the limit, and no newline.
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     let sent = letters(10 * 1024);
     client.send(&sent);
     run_until_closed_with(&mut reactor, &log, "lines", &mut client);
@@ -960,7 +704,7 @@ fn max_size_overrun_reports_input_limit_then_read_last_closing_close() {
     let errors: Rc<RefCell<Vec<(usize, u64)>>> = Rc::default();
     let e = errors.clone();
     let options = Options::new().framing(Framing::size(Size::new(4, Endian::Big)));
-    let addr = serve(&mut reactor, options, &log, &["size"], move |probe| {
+    let addr = serve_framed(&mut reactor, options, &log, &["size"], move |probe| {
         let e = e.clone();
         probe.on_error(move |_, error| {
             if let Error::InputLimit { limit, needed } = error {
@@ -968,7 +712,7 @@ fn max_size_overrun_reports_input_limit_then_read_last_closing_close() {
             }
         })
     });
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     client.send(&[0x7f, 0xff, 0xff, 0xf0, b'0', b'1', b'2']);
     run_until_closed_with(&mut reactor, &log, "size", &mut client);
 
@@ -1002,8 +746,8 @@ fn unlimited_max_size_only_when_asked() {
     let (records, last) = (Records::default(), Records::default());
     let (r, l) = (records.clone(), last.clone());
     let options = Options::new().framing(Framing::lines()).max_size(0);
-    let addr = serve(&mut reactor, options, &log, &["srv"], move |p| {
-        p.keeping(&r, &l)
+    let addr = serve_framed(&mut reactor, options, &log, &["srv"], move |p| {
+        p.keeping_records(&r, &l)
     });
     let client = spawn_writer(addr, line_and_end.clone());
     run_until_closed(&mut reactor, &log, "srv");
@@ -1025,8 +769,8 @@ fn unlimited_max_size_only_when_asked() {
     let (records, last) = (Records::default(), Records::default());
     let (r, l) = (records.clone(), last.clone());
     let options = Options::new().framing(Framing::lines());
-    let addr = serve(&mut reactor, options, &log, &["srv"], move |p| {
-        p.keeping(&r, &l)
+    let addr = serve_framed(&mut reactor, options, &log, &["srv"], move |p| {
+        p.keeping_records(&r, &l)
     });
     let client = spawn_writer(addr, line_and_end);
     run_until_closed(&mut reactor, &log, "srv");
@@ -1071,16 +815,16 @@ fn accepted_connections_get_fresh_framing_state() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
     let (framing, seen) = watched(Framing::lines());
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(framing),
         &log,
         &["a", "b"],
         |p| p,
     );
-    let mut a = Peer::connect(addr);
+    let mut a = Peer::connect(addr).nodelay();
     run_until(&mut reactor, "a's connect", |_| log.contains("a:connect"));
-    let mut b = Peer::connect(addr);
+    let mut b = Peer::connect(addr).nodelay();
     run_until(&mut reactor, "b's connect", |_| log.contains("b:connect"));
 
     // Each half line is read by the server before the next is written.
@@ -1100,7 +844,7 @@ fn accepted_connections_get_fresh_framing_state() {
 fn set_framing_reframes_buffered_bytes() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(Framing::lines()),
         &log,
@@ -1121,7 +865,7 @@ fn set_framing_reframes_buffered_bytes() {
             })
         },
     );
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     client.send(b"5\nhelloPING\n");
     run_until(&mut reactor, "three records", |_| {
         log.count_prefix("srv:read:") >= 3
@@ -1146,7 +890,7 @@ fn set_framing_from_a_timer_reframes_what_is_buffered() {
     // buffered lines come out with no new input.
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(Framing::lines()),
         &log,
@@ -1162,7 +906,7 @@ fn set_framing_from_a_timer_reframes_what_is_buffered() {
                 .on_timer(|ctx| ctx.set_framing(Some(Framing::lines())).unwrap())
         },
     );
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     client.send(b"wait\nx\ny\nz");
     run_until(&mut reactor, "the timer", |_| log.contains("srv:timer"));
     run_until(&mut reactor, "the buffered lines", |_| {
@@ -1210,8 +954,8 @@ fn many_records_in_one_read_are_delivered_in_order_and_all_replies_arrive() {
     let (records, last) = (Records::default(), Records::default());
     let (r, l) = (records.clone(), last.clone());
     let options = Options::new().framing(Framing::size(Size::new(2, Endian::Big)));
-    let addr = serve(&mut reactor, options, &log, &["srv"], move |probe| {
-        probe.keeping(&r, &l).on_read(|ctx, payload| {
+    let addr = serve_framed(&mut reactor, options, &log, &["srv"], move |probe| {
+        probe.keeping_records(&r, &l).on_read(|ctx, payload| {
             // The echo carries its header again.
             ctx.send(&(payload.len() as u16).to_be_bytes()).unwrap();
             ctx.send(payload).unwrap();
@@ -1241,7 +985,7 @@ fn many_records_in_one_read_are_delivered_in_order_and_all_replies_arrive() {
 fn pausing_holds_back_buffered_records_and_resume_delivers_them() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let addr = serve(
+    let addr = serve_framed(
         &mut reactor,
         Options::new().framing(Framing::lines()),
         &log,
@@ -1257,7 +1001,7 @@ fn pausing_holds_back_buffered_records_and_resume_delivers_them() {
                 .on_timer(|ctx| ctx.resume_reading().unwrap())
         },
     );
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).nodelay();
     client.send(b"r1\nr2\nr3\nr4\n");
     run_until(&mut reactor, "the first record", |_| {
         log.contains("srv:read:r1")
@@ -1305,7 +1049,7 @@ fn framing_inherited_through_connect() {
     let log = Log::default();
     let options = Options::new().framing(Framing::lines());
     reactor
-        .connect_with(addr, options, Box::new(Probe::new("cli", &log)))
+        .connect_with(addr, options, Box::new(Probe::new("cli", &log).framed()))
         .unwrap();
     run_until_closed(&mut reactor, &log, "cli");
     join_client(&mut reactor, server);

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use eventmux::{CloseReason, Context, Error, Handler, Kind, Options, Reactor, Token, Transport};
-use util::run_until;
+use util::{assert_same_bytes, pattern, run_until};
 
 // ----- helpers ---------------------------------------------------------------------------
 
@@ -144,28 +144,11 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-/// Deterministic, non-periodic bytes, so that a lost, duplicated or reordered chunk shows.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-/// Compares big buffers without printing megabytes on failure.
-fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
-    let first_difference = got.iter().zip(want).position(|(a, b)| a != b);
-    assert!(
-        got.len() == want.len() && first_difference.is_none(),
-        "{what}: got {} bytes, want {}; first difference at {first_difference:?}",
-        got.len(),
-        want.len(),
-    );
+/// Adds `fd` with default options and a plain `Recorder` into `seen`.
+fn record(reactor: &mut Reactor, fd: impl Into<OwnedFd>, seen: &Shared) -> Token {
+    reactor
+        .add(fd, Options::new(), Recorder::new(seen).boxed())
+        .unwrap()
 }
 
 fn shape(reactor: &mut Reactor, token: Token) -> (Kind, Transport) {
@@ -192,20 +175,8 @@ fn child_stdout_and_stderr_arrive_in_full_with_exact_data() {
         .expect("spawn sh");
     let mut reactor = Reactor::new().unwrap();
     let (out, err) = (Shared::default(), Shared::default());
-    let out_token = reactor
-        .add(
-            child.stdout.take().unwrap(),
-            Options::new(),
-            Recorder::new(&out).boxed(),
-        )
-        .unwrap();
-    let err_token = reactor
-        .add(
-            child.stderr.take().unwrap(),
-            Options::new(),
-            Recorder::new(&err).boxed(),
-        )
-        .unwrap();
+    let out_token = record(&mut reactor, child.stdout.take().unwrap(), &out);
+    let err_token = record(&mut reactor, child.stderr.take().unwrap(), &err);
     assert_eq!(
         shape(&mut reactor, out_token),
         (Kind::Stream, Transport::Pipe)
@@ -246,20 +217,8 @@ fn child_stdin_is_write_only_with_a_send_queue_and_on_sent() {
         .expect("spawn cat");
     let mut reactor = Reactor::new().unwrap();
     let (input, output) = (Shared::default(), Shared::default());
-    let stdin = reactor
-        .add(
-            child.stdin.take().unwrap(),
-            Options::new(),
-            Recorder::new(&input).boxed(),
-        )
-        .unwrap();
-    let stdout = reactor
-        .add(
-            child.stdout.take().unwrap(),
-            Options::new(),
-            Recorder::new(&output).boxed(),
-        )
-        .unwrap();
+    let stdin = record(&mut reactor, child.stdin.take().unwrap(), &input);
+    let stdout = record(&mut reactor, child.stdout.take().unwrap(), &output);
     assert_eq!(shape(&mut reactor, stdin), (Kind::Stream, Transport::Pipe));
     assert!(
         matches!(
@@ -311,20 +270,8 @@ fn graceful_close_of_a_pipe_flushes_its_queue_first() {
         .expect("spawn wc");
     let mut reactor = Reactor::new().unwrap();
     let (input, output) = (Shared::default(), Shared::default());
-    let stdin = reactor
-        .add(
-            child.stdin.take().unwrap(),
-            Options::new(),
-            Recorder::new(&input).boxed(),
-        )
-        .unwrap();
-    reactor
-        .add(
-            child.stdout.take().unwrap(),
-            Options::new(),
-            Recorder::new(&output).boxed(),
-        )
-        .unwrap();
+    let stdin = record(&mut reactor, child.stdin.take().unwrap(), &input);
+    record(&mut reactor, child.stdout.take().unwrap(), &output);
 
     // Far more than a pipe holds (64 KiB), queued and closed in the same breath.
     let payload = pattern(3 * 1024 * 1024 + 7);
@@ -564,9 +511,7 @@ fn three_pipes_with_a_tiny_read_size_are_served_fairly() {
 fn send_to_a_pipe_without_reader(reactor: &mut Reactor, seen: &Shared) {
     let (read_end, write_end) = pipe();
     drop(read_end);
-    let token = reactor
-        .add(write_end, Options::new(), Recorder::new(seen).boxed())
-        .unwrap();
+    let token = record(reactor, write_end, seen);
     reactor.handle(token).unwrap().send(b"lost").unwrap();
     run_until(reactor, "the close", |_| closed(seen));
 }
@@ -593,9 +538,7 @@ fn idle_write_only_pipe_closes_when_its_reader_goes() {
     let mut reactor = Reactor::new().unwrap();
     let (read_end, write_end) = pipe();
     let seen = Shared::default();
-    reactor
-        .add(write_end, Options::new(), Recorder::new(&seen).boxed())
-        .unwrap();
+    record(&mut reactor, write_end, &seen);
     for _ in 0..3 {
         reactor.run_once(Some(Duration::ZERO)).unwrap();
     }
@@ -688,9 +631,7 @@ fn terminal_lines_all_arrive() {
     };
     let mut reactor = Reactor::new().unwrap();
     let seen = Shared::default();
-    let token = reactor
-        .add(slave, Options::new(), Recorder::new(&seen).boxed())
-        .unwrap();
+    let token = record(&mut reactor, slave, &seen);
     assert_eq!(shape(&mut reactor, token), (Kind::Stream, Transport::Pipe));
 
     master.write_all(b"one\ntwo\nthree\n").unwrap();

@@ -9,263 +9,18 @@
 mod util;
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use eventmux::{
-    Backend, CloseReason, Context, Error, Handler, Incoming, Options, Reactor, TimerId,
-};
-use util::{listen_local, run_until, Log, DEADLINE};
+use eventmux::{Backend, Handler, Options, Reactor};
+use util::peer::{round_trip, Peer};
+use util::probe::{describe, events, serve, Probe};
+use util::{assert_same_bytes, join_client, pattern, run_until, settle, Log, DEADLINE};
 
 // ----- helpers ---------------------------------------------------------------------------
-
-type Hook = Box<dyn FnMut(&mut Context<'_>)>;
-type ReadHook = Box<dyn FnMut(&mut Context<'_>, &[u8])>;
-type Accept = Box<dyn FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>>>;
-
-/// A stream handler that records every callback as `name:event` in a shared log, keeps
-/// the bytes it read, optionally echoes them, and runs test-specific hooks.
-struct Probe {
-    name: &'static str,
-    log: Log,
-    received: Rc<RefCell<Vec<u8>>>,
-    echo: bool,
-    connect: Option<Hook>,
-    read: Option<ReadHook>,
-    timer: Option<Hook>,
-}
-
-impl Probe {
-    fn new(name: &'static str, log: &Log) -> Probe {
-        Probe {
-            name,
-            log: log.clone(),
-            received: Rc::default(),
-            echo: false,
-            connect: None,
-            read: None,
-            timer: None,
-        }
-    }
-
-    fn echo(mut self) -> Probe {
-        self.echo = true;
-        self
-    }
-
-    fn on_connect(mut self, hook: impl FnMut(&mut Context<'_>) + 'static) -> Probe {
-        self.connect = Some(Box::new(hook));
-        self
-    }
-
-    fn on_read(mut self, hook: impl FnMut(&mut Context<'_>, &[u8]) + 'static) -> Probe {
-        self.read = Some(Box::new(hook));
-        self
-    }
-
-    fn on_timer(mut self, hook: impl FnMut(&mut Context<'_>) + 'static) -> Probe {
-        self.timer = Some(Box::new(hook));
-        self
-    }
-
-    /// Keeps what this handler reads in `received`, shared with the test body.
-    fn keeping(mut self, received: &Rc<RefCell<Vec<u8>>>) -> Probe {
-        self.received = received.clone();
-        self
-    }
-
-    fn boxed(self) -> Option<Box<dyn Handler>> {
-        Some(Box::new(self))
-    }
-
-    fn note(&self, event: impl std::fmt::Display) {
-        self.log.push(format!("{}:{event}", self.name));
-    }
-}
-
-impl Handler for Probe {
-    fn on_connect(&mut self, ctx: &mut Context<'_>) {
-        self.note("connect");
-        if let Some(hook) = &mut self.connect {
-            hook(ctx);
-        }
-    }
-
-    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
-        self.note("read");
-        self.received.borrow_mut().extend_from_slice(data);
-        if self.echo {
-            if let Err(e) = ctx.send(data) {
-                self.note(format_args!("echo-failed:{}", describe(&e)));
-            }
-        }
-        if let Some(hook) = &mut self.read {
-            hook(ctx, data);
-        }
-    }
-
-    fn on_sent(&mut self, ctx: &mut Context<'_>) {
-        self.note(format_args!("sent:{}", ctx.buflen()));
-    }
-
-    fn on_timer(&mut self, ctx: &mut Context<'_>, _timer: TimerId) {
-        self.note("timer");
-        if let Some(hook) = &mut self.timer {
-            hook(ctx);
-        }
-    }
-
-    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &Error) {
-        self.note(format_args!("error:{}", describe(error)));
-    }
-
-    fn on_closing(&mut self, _ctx: &mut Context<'_>, missing: usize) {
-        self.note(format_args!("closing:{missing}"));
-    }
-
-    fn on_close(&mut self, _ctx: &mut Context<'_>, reason: CloseReason) {
-        self.note(format_args!("close:{reason:?}"));
-    }
-}
-
-/// A listener handler: records accepts (and errors, closes) and lets the test build each
-/// connection's handler.
-struct Acceptor {
-    name: &'static str,
-    log: Log,
-    make: Accept,
-}
-
-impl Acceptor {
-    fn new(
-        name: &'static str,
-        log: &Log,
-        make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
-    ) -> Box<Acceptor> {
-        Box::new(Acceptor {
-            name,
-            log: log.clone(),
-            make: Box::new(make),
-        })
-    }
-}
-
-impl Handler for Acceptor {
-    fn on_accept(
-        &mut self,
-        ctx: &mut Context<'_>,
-        incoming: &Incoming,
-    ) -> Option<Box<dyn Handler>> {
-        self.log.push(format!("{}:accept", self.name));
-        (self.make)(ctx, incoming)
-    }
-
-    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &Error) {
-        self.log
-            .push(format!("{}:error:{}", self.name, describe(error)));
-    }
-
-    fn on_close(&mut self, _ctx: &mut Context<'_>, reason: CloseReason) {
-        self.log.push(format!("{}:close:{reason:?}", self.name));
-    }
-}
-
-/// An error as a short, comparable string.
-fn describe(error: &Error) -> String {
-    match error {
-        Error::Io(e) => format!("io:{:?}", e.kind()),
-        Error::OutputLimit {
-            limit,
-            queued,
-            attempted,
-        } => format!("output_limit:{limit}/{queued}/{attempted}"),
-        other => format!("{other:?}"),
-    }
-}
-
-/// The log entries of handler `name`, without its `read` and `sent` entries (how many of
-/// those there are depends on how the kernel splits the stream).
-fn events(log: &Log, name: &str) -> Vec<String> {
-    let prefix = format!("{name}:");
-    log.entries()
-        .into_iter()
-        .filter(|e| {
-            e.strip_prefix(&prefix)
-                .is_some_and(|event| event != "read" && !event.starts_with("sent:"))
-        })
-        .collect()
-}
-
-/// A listener on loopback whose every connection gets a handler from `make`.
-fn serve(
-    reactor: &mut Reactor,
-    options: Options,
-    log: &Log,
-    make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
-) -> SocketAddr {
-    listen_local(reactor, options, Acceptor::new("lst", log, make)).1
-}
-
-/// A client socket on the test thread: non-blocking, pumped from `run_until` closures.
-struct Peer {
-    stream: TcpStream,
-    received: Vec<u8>,
-    /// `Ok` for end of stream, `Err` for a reset or other error.
-    end: Option<Result<(), io::ErrorKind>>,
-}
-
-impl Peer {
-    fn connect(addr: SocketAddr) -> Peer {
-        let stream = TcpStream::connect(addr).expect("connect to the test listener");
-        stream.set_nonblocking(true).unwrap();
-        Peer {
-            stream,
-            received: Vec::new(),
-            end: None,
-        }
-    }
-
-    /// Writes a small message (it fits the empty socket buffer at once).
-    fn send(&mut self, data: &[u8]) {
-        self.stream.write_all(data).expect("client write");
-    }
-
-    /// Reads what has arrived; returns whether the stream has ended.
-    fn pump(&mut self) -> bool {
-        let mut buf = [0u8; 64 * 1024];
-        while self.end.is_none() {
-            match self.stream.read(&mut buf) {
-                Ok(0) => self.end = Some(Ok(())),
-                Ok(n) => self.received.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.end = Some(Err(e.kind())),
-            }
-        }
-        true
-    }
-}
-
-/// Sends `message` from `peer` and waits until it has come back.
-fn round_trip(reactor: &mut Reactor, peer: &mut Peer, message: &[u8]) {
-    let start = peer.received.len();
-    peer.send(message);
-    run_until(reactor, "the echo", |_| {
-        peer.pump();
-        peer.received.len() >= start + message.len()
-    });
-    assert_eq!(&peer.received[start..], message, "the echo differs");
-}
-
-/// Runs a few turns that wait for nothing, so that anything wrongly pending shows up.
-fn settle(reactor: &mut Reactor) {
-    for _ in 0..5 {
-        reactor.run_once(Some(Duration::from_millis(5))).unwrap();
-    }
-}
 
 /// A blocking client in its own thread: writes `payload` (while reading), half-closes,
 /// and returns everything it read up to end of stream.
@@ -298,36 +53,6 @@ fn spawn_reader(addr: SocketAddr, request: &'static [u8], len: usize) -> JoinHan
     })
 }
 
-/// Runs the reactor until the client thread is done, and returns what it read.
-fn join_client(reactor: &mut Reactor, client: JoinHandle<Vec<u8>>) -> Vec<u8> {
-    run_until(reactor, "the client thread", |_| client.is_finished());
-    client.join().expect("client thread panicked")
-}
-
-/// Deterministic, non-periodic bytes, so that a lost, duplicated or reordered chunk shows.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-/// Compares big buffers without printing megabytes on failure.
-fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
-    let first_difference = got.iter().zip(want).position(|(a, b)| a != b);
-    assert!(
-        got.len() == want.len() && first_difference.is_none(),
-        "{what}: got {} bytes, want {}; first difference at {first_difference:?}",
-        got.len(),
-        want.len(),
-    );
-}
-
 // ----- accepting -------------------------------------------------------------------------
 
 #[test]
@@ -342,7 +67,7 @@ fn accepted_connection_reports_peer_then_connect_then_exact_bytes() {
         Probe::new("srv", &l).keeping(&got).boxed()
     });
 
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).leave_open_at_eof();
     let message = b"exact bytes\x00\xff\r\n";
     client.send(message);
     run_until(&mut reactor, "the message", |_| {
@@ -436,12 +161,7 @@ fn connect_reports_on_connect_and_delivers_sends_queued_before_it() {
     );
 
     let (accepted, _) = listener.accept().unwrap();
-    accepted.set_nonblocking(true).unwrap();
-    let mut server = Peer {
-        stream: accepted,
-        received: Vec::new(),
-        end: None,
-    };
+    let mut server = Peer::from_stream(accepted).leave_open_at_eof();
     run_until(&mut reactor, "both messages at the server", |_| {
         server.pump();
         server.received.len() >= b"early+late".len()
@@ -549,7 +269,7 @@ fn sends_within_one_callback_arrive_as_one_ordered_stream() {
             .boxed()
     });
 
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).leave_open_at_eof();
     client.send(b"go");
     run_until(&mut reactor, "all the pieces", |_| {
         client.pump();
@@ -630,7 +350,7 @@ fn peer_eof_delivers_closing_zero_then_close_peer_closed() {
         Probe::new("srv", &l).boxed()
     });
 
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).leave_open_at_eof();
     client.send(b"last words");
     drop(client);
     run_until(&mut reactor, "the server's close", |_| {
@@ -711,7 +431,7 @@ fn handler_mut_reaches_another_handles_state_and_checks_the_type() {
             .boxed()
     });
 
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).leave_open_at_eof();
     client.send(b"12345");
     run_until(&mut reactor, "the count", |r| {
         r.handler_mut::<Counter>(counter).unwrap().bytes >= 5
@@ -748,7 +468,7 @@ fn echo_and_eof_close(backend: Backend) {
         Probe::new(names[accepted - 1], &l).echo().boxed()
     });
 
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).leave_open_at_eof();
     round_trip(&mut reactor, &mut client, b"ping");
     round_trip(&mut reactor, &mut client, b"pong");
     drop(client);
@@ -817,9 +537,9 @@ fn output_bound_refuses_the_send_and_kills_only_that_connection() {
         },
     );
 
-    let mut a = Peer::connect(addr);
+    let mut a = Peer::connect(addr).leave_open_at_eof();
     run_until(&mut reactor, "a's connect", |_| log.contains("a:connect"));
-    let mut b = Peer::connect(addr);
+    let mut b = Peer::connect(addr).leave_open_at_eof();
     run_until(&mut reactor, "b's connect", |_| log.contains("b:connect"));
     round_trip(&mut reactor, &mut b, b"before");
 
@@ -867,7 +587,7 @@ fn paused_handle_gets_no_reads_until_resumed_then_the_data_once() {
     });
 
     // The data is in the server's socket before the server even accepts.
-    let mut client = Peer::connect(addr);
+    let mut client = Peer::connect(addr).leave_open_at_eof();
     client.send(b"data");
     run_until(&mut reactor, "the resume", |_| log.contains("srv:timer"));
     assert_eq!(
