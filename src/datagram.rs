@@ -13,7 +13,7 @@ use crate::dispatch::dispatch;
 use crate::entry::Life;
 use crate::registry::Deferred;
 use crate::sys;
-use crate::{Address, Error, Reactor, Token, Undeliverable};
+use crate::{Address, Error, Packet, Reactor, Token, Undeliverable};
 
 /// Error reports read from the error queue per visit: enough to drain it in practice, and a
 /// bound against a flood of ICMP holding the loop.
@@ -125,10 +125,29 @@ impl Reactor {
         if let Ok(Some(e)) = SockRef::from(fd).take_error() {
             errors.push(Error::Io(e));
         }
+        if self.registry.entry(token).is_some_and(|e| e.pump.is_some()) {
+            // A pump's threads would have received this error; it reaches the handler the
+            // way theirs do, as a packet with its errno (and in the pump's error count).
+            self.deliver_pump_errors(token, errors);
+            return;
+        }
         for error in errors {
             self.registry
                 .deferred
                 .push_back(Deferred::Error(token, error));
+        }
+    }
+
+    fn deliver_pump_errors(&mut self, token: Token, errors: Vec<Error>) {
+        for error in errors {
+            let Error::Io(e) = error else { continue };
+            let packet = Packet::failed(e.raw_os_error().unwrap_or(0));
+            if let Some(pump) = self.registry.entry(token).and_then(|e| e.pump.as_ref()) {
+                pump.count_error();
+            }
+            dispatch(&mut self.registry, token, |h, ctx| {
+                h.on_packet(ctx, &packet)
+            });
         }
     }
 }

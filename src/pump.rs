@@ -147,6 +147,17 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// A failed receive: no sender, no data, its errno.
+    pub(crate) fn failed(errno: i32) -> Packet {
+        Packet {
+            from: None,
+            data: Bytes::new(),
+            len: 0,
+            truncated: false,
+            errno,
+        }
+    }
+
     /// The sender (`None` for a failed receive).
     pub fn from(&self) -> Option<&Address> {
         self.from.as_ref()
@@ -267,6 +278,10 @@ impl Pump {
         self.counters.delivered.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_error(&self) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count_dropped(&self, n: u64) {
         self.counters.dropped.fetch_add(n, Ordering::Relaxed);
     }
@@ -348,13 +363,7 @@ impl PumpThread {
                     }
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
                     Batch {
-                        packets: vec![Packet {
-                            from: None,
-                            data: Bytes::new(),
-                            len: 0,
-                            truncated: false,
-                            errno: e.raw_os_error().unwrap_or(0),
-                        }],
+                        packets: vec![Packet::failed(e.raw_os_error().unwrap_or(0))],
                     }
                 }
             };

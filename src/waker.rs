@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use crate::sys;
 
-/// The readiness key under which the waker's eventfd is registered (no token has it: slab
-/// indexes never reach `u32::MAX` with generation `u32::MAX`).
-pub(crate) const WAKER_KEY: u64 = u64::MAX;
+/// The readiness key under which the waker's eventfd is registered. No token has it (slab
+/// indexes never come near `u32::MAX`), and it is not `u64::MAX`, which the `polling`
+/// backend refuses (it reserves `usize::MAX` for its own notifier).
+pub(crate) const WAKER_KEY: u64 = u64::MAX - 1;
 
 /// Shared by the reactor and every producer thread.
 pub(crate) struct Waker {

@@ -282,13 +282,14 @@ pub(crate) fn recv_datagrams(
         header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     }
     // SAFETY: every header points at a slot of `buf` and a name buffer, both valid for
-    // writes for the whole call. MSG_WAITFORONE: block for the first, take what is there.
+    // writes for the whole call. MSG_WAITFORONE: block for the first, take what is there;
+    // MSG_TRUNC: report each datagram's real length even when its slot cut it.
     let n = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
             headers.as_mut_ptr(),
             count as u32,
-            libc::MSG_WAITFORONE,
+            libc::MSG_WAITFORONE | libc::MSG_TRUNC,
             std::ptr::null_mut(),
         )
     };
