@@ -1,0 +1,541 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of eventmux's example servers with the servers a user would
+# otherwise pick (issue #7), each pair under the same load generator:
+#
+#   mini_redis  vs redis-server  redis-benchmark -t ping,set,get,incr,mset -c 50, -P 1 and -P 16
+#   http_hello  vs nginx         wrk -t1 -c50 GET /
+#   echo        vs tokio_echo    echo_load, 50 connections, 64 B messages, depth 1 and 16
+#   echo        vs mio_echo      (the same runs)
+#
+# Servers run on CPU 0 and load generators on CPU 1 (taskset), everything on loopback.
+# Every measurement alternates between the servers of a row, round after round (the order
+# rotates), and the median round is reported. Each run also notes the share of a CPU the
+# server, the load generator and other programs used: a run disturbed by other programs is
+# repeated (twice at most), and a server well below 100% means the load generator set the
+# pace. Prints one table (eventmux req/s, peer req/s, eventmux/peer) and writes
+# target/compare/results.md (with every run and its CPU shares) and
+# target/compare/results.svg (a bar chart of the ratios).
+#
+#   scripts/compare.sh                             # about 10 minutes
+#   COMPARE_SECS=3 COMPARE_ROUNDS=3 scripts/compare.sh
+#
+# COMPARE_SECS (5): seconds per measured run; COMPARE_ROUNDS (3): runs per server and row;
+# COMPARE_ONLY (redis,http,echo): sections to run. Missing tools (redis-server,
+# redis-benchmark, nginx, wrk, taskset) are installed with apt-get; a section whose tools
+# cannot be had is skipped with a note. Logs of every server and tool are in target/compare.
+set -euo pipefail
+
+SECS=${COMPARE_SECS:-5}
+ROUNDS=${COMPARE_ROUNDS:-3}
+ONLY=${COMPARE_ONLY:-redis,http,echo}
+SERVER_CPU=0
+CLIENT_CPU=1
+CONNS=50
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=$ROOT/target/compare
+BIN=$ROOT/target/release/examples
+RUNS=$OUT/runs.tsv # case, server, req/s, CPU of server, client, others: one per run
+ROWS=$OUT/rows.tsv # label, case, eventmux server, peer server: one line per table row
+
+case $SECS in '' | *[!0-9]*) echo "COMPARE_SECS must be a whole number of seconds" >&2 && exit 2 ;; esac
+case $ROUNDS in '' | *[!0-9]* | 0) echo "COMPARE_ROUNDS must be a positive number" >&2 && exit 2 ;; esac
+
+mkdir -p "$OUT"
+: >"$RUNS"
+: >"$ROWS"
+
+say() { echo "compare: $*" >&2; }
+
+# ----- servers and clean-up --------------------------------------------------------------
+
+PIDS=()
+
+stop_servers() {
+    local pid
+    for pid in ${PIDS[@]+"${PIDS[@]}"}; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in ${PIDS[@]+"${PIDS[@]}"}; do
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+}
+
+POLICY_RC=
+cleanup() {
+    stop_servers
+    if [ -n "$POLICY_RC" ]; then rm -f "$POLICY_RC"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ----- tools -----------------------------------------------------------------------------
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+APT_UPDATED=
+
+apt_install() {
+    # Keep package scripts from starting the services they install (a stray redis on
+    # 6379, an nginx on 80): the standard policy-rc.d "deny", for the install only.
+    if [ -z "$SUDO" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+        POLICY_RC=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
+        chmod +x "$POLICY_RC"
+    fi
+    local status=0
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1 || status=$?
+    if [ "$status" != 0 ] && [ -z "$APT_UPDATED" ]; then
+        APT_UPDATED=1
+        say "apt-get install $* failed; running apt-get update once"
+        $SUDO apt-get update -q >>"$OUT/apt.log" 2>&1 || true
+        status=0
+        $SUDO apt-get install -y -q --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1 || status=$?
+    fi
+    if [ -n "$POLICY_RC" ]; then
+        rm -f "$POLICY_RC"
+        POLICY_RC=
+    fi
+    return "$status"
+}
+
+# need COMMAND PACKAGE: installs PACKAGE if COMMAND is missing; fails if it still is.
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    say "installing $2 (for $1)"
+    if ! apt_install "$2" || ! command -v "$1" >/dev/null 2>&1; then
+        say "note: $1 is not available (see $OUT/apt.log)"
+        return 1
+    fi
+}
+
+# ----- pinning ---------------------------------------------------------------------------
+
+PIN_SERVER=()
+PIN_CLIENT=()
+PINNING="unpinned"
+if need taskset util-linux && taskset -c "$SERVER_CPU" true 2>/dev/null &&
+    taskset -c "$CLIENT_CPU" true 2>/dev/null; then
+    PIN_SERVER=(taskset -c "$SERVER_CPU")
+    PIN_CLIENT=(taskset -c "$CLIENT_CPU")
+    PINNING="servers on CPU $SERVER_CPU, load generators on CPU $CLIENT_CPU"
+else
+    say "note: cannot pin to CPUs $SERVER_CPU and $CLIENT_CPU; running unpinned"
+fi
+# A load generator facing a hung server gives up (and its row shows no number).
+CLIENT=(timeout $((SECS * 20 + 60)) ${PIN_CLIENT[@]+"${PIN_CLIENT[@]}"})
+
+# ----- helpers ---------------------------------------------------------------------------
+
+# A loopback port nobody listens on, below Linux's ephemeral range.
+free_port() {
+    local port
+    for _ in $(seq 200); do
+        port=$((20000 + RANDOM % 12000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    echo "compare: no free port found" >&2
+    return 1
+}
+
+# wait_port PORT PID: until something accepts on 127.0.0.1:PORT (10 s at most).
+wait_port() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "the server expected on port $1 did not start"
+    return 1
+}
+
+# start_example NAME: runs target/release/examples/NAME on 127.0.0.1:0 (pinned) and sets
+# ADDR to the address it prints ("listening on ADDR") and PID[NAME] to its process id.
+ADDR=
+declare -A PID
+start_example() {
+    local log=$OUT/$1.log
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$BIN/$1" 127.0.0.1:0 >"$log" 2>&1 &
+    PIDS+=($!)
+    local pid=$!
+    PID[$1]=$pid
+    for _ in $(seq 100); do
+        ADDR=$(sed -n 's/^listening on //p' "$log")
+        if [ -n "$ADDR" ]; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "$1 did not start; its log:"
+    cat "$log" >&2
+    return 1
+}
+
+# CPU time (clock ticks) used so far by process PID and its children (nginx's worker).
+cpu_ticks() {
+    local total=0 p ticks
+    for p in $1 $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        ticks=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' /proc/"$p"/stat 2>/dev/null) || ticks=0
+        total=$((total + ${ticks:-0}))
+    done
+    echo "$total"
+}
+
+# CPU time (clock ticks) all CPUs have been busy, for anyone (user, system, interrupts,
+# steal).
+machine_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# children_cpu FILE: CPU seconds used by this shell's finished children, from the output
+# of bash's `times` (which must run in this shell, not in a $(...) subshell) saved in FILE.
+children_cpu() {
+    awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
+}
+
+# measure SERVER_PID COMMAND...: runs a load generator (its output in $OUT/last.out) and
+# sets CPU to "server client other": the share of one CPU the server, the load generator
+# and everything else used during the run. The server's share tells whether it or the load
+# generator set the pace; "other" is interference (other programs on this machine). A run
+# during which others kept more than 10% of a CPU busy is repeated, at most twice.
+CPU=
+measure() {
+    local pid=$1 try s0 m0 c0 t0 s1 m1 c1 t1 other
+    shift
+    for try in 1 2 3; do
+        s0=$(cpu_ticks "$pid") m0=$(machine_ticks) t0=$(date +%s.%N)
+        times >"$OUT/times.0"
+        "$@" >"$OUT/last.out" || true
+        times >"$OUT/times.1"
+        t1=$(date +%s.%N) m1=$(machine_ticks) s1=$(cpu_ticks "$pid")
+        c0=$(children_cpu "$OUT/times.0") c1=$(children_cpu "$OUT/times.1")
+        CPU=$(awk -v s="$((s1 - s0))" -v m="$((m1 - m0))" -v c0="$c0" -v c1="$c1" \
+            -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v hz="$(getconf CLK_TCK)" \
+            'BEGIN { server = s / hz / t; client = (c1 - c0) / t; other = m / hz / t - server - client
+                     printf "%.2f %.2f %.2f", server, client, (other < 0 ? 0 : other) }')
+        other=${CPU##* }
+        if awk -v o="$other" 'BEGIN { exit !(o <= 0.10) }'; then return 0; fi
+        say "note: other programs used $other of a CPU during that run$([ "$try" -lt 3 ] && echo '; repeating it')"
+    done
+}
+
+# record CASE SERVER REQS: one measured run, with the CPU shares of the last `measure`.
+record() {
+    if ! [[ $3 =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+        say "note: no result for $2 in '$1' (see the logs in $OUT)"
+        return 0
+    fi
+    local server client other
+    read -r server client other <<<"$CPU"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$server" "$client" "$other" >>"$RUNS"
+}
+
+# row LABEL CASE EVENTMUX_SERVER PEER_SERVER: a line of the final table.
+row() {
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"
+}
+
+# The servers of one round in rotated order: round r starts with the r-th server.
+rotate() {
+    local round=$1
+    shift
+    local n=$# i
+    for ((i = 0; i < n; i++)); do
+        local k=$(((round + i) % n + 1))
+        echo "${!k}"
+    done
+}
+
+# ----- redis -----------------------------------------------------------------------------
+
+REDIS_TESTS=ping,set,get,incr,mset
+
+# redis_bench PORT REQUESTS PIPELINE: "TEST<TAB>req/s" per test.
+redis_bench() {
+    "${CLIENT[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -n "$2" -P "$3" -c "$CONNS" \
+        -t "$REDIS_TESTS" --csv 2>>"$OUT/redis-benchmark.log" |
+        tr -d '"\r' | awk -F, '$1 != "test" && NF >= 2 && $2 + 0 > 0 { print $1 "\t" $2 }'
+}
+
+redis_section() {
+    if ! { need redis-server redis-server && need redis-benchmark redis-tools; }; then
+        say "skipping mini_redis vs redis-server"
+        return 0
+    fi
+    start_example mini_redis
+    local mini_port=${ADDR##*:}
+    local port
+    port=$(free_port)
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} redis-server --port "$port" --bind 127.0.0.1 --save "" \
+        --appendonly no --daemonize no --dir "$OUT" --logfile "$OUT/redis-server.log" \
+        >/dev/null 2>&1 &
+    PIDS+=($!)
+    PID[redis-server]=$!
+    wait_port "$port" $!
+    local pipeline
+    for pipeline in 1 16; do
+        # redis-benchmark counts requests, not seconds: a pilot run on redis-server (which
+        # also warms both up) sizes the runs to about COMPARE_SECS per test.
+        local pilot=$((pipeline == 1 ? 20000 : 200000)) rate requests
+        redis_bench "$mini_port" "$pilot" "$pipeline" >/dev/null || true
+        rate=$(redis_bench "$port" "$pilot" "$pipeline" | cut -f2 | sort -g |
+            awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }') || true
+        requests=$(awk -v r="${rate:-0}" -v s="$SECS" 'BEGIN { n = int(r * s); print (n < 10000 ? 10000 : n) }')
+        local round server server_port test reqs
+        for ((round = 0; round < ROUNDS; round++)); do
+            for server in $(rotate "$round" mini_redis redis-server); do
+                say "round $((round + 1))/$ROUNDS: $server, redis-benchmark -P $pipeline -n $requests"
+                server_port=$([ "$server" = mini_redis ] && echo "$mini_port" || echo "$port")
+                # The CPU shares cover all the tests of one call.
+                measure "${PID[$server]}" redis_bench "$server_port" "$requests" "$pipeline"
+                while IFS=$'\t' read -r test reqs; do
+                    record "redis $test -P $pipeline" "$server" "$reqs"
+                done <"$OUT/last.out"
+            done
+        done
+        local test
+        for test in PING_INLINE PING_MBULK SET GET INCR "MSET (10 keys)"; do
+            row "mini_redis / redis-server: $test -P $pipeline" "redis $test -P $pipeline" \
+                mini_redis redis-server
+        done
+    done
+    stop_servers
+}
+
+# ----- http ------------------------------------------------------------------------------
+
+# http_check PORT: the body of GET / must be "Hello, world!".
+http_check() {
+    local reply
+    reply=$(exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+        printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && timeout 5 cat <&3) || true
+    if [[ $reply != *$'\r\n\r\nHello, world!'* ]]; then
+        say "note: GET / on port $1 did not answer \"Hello, world!\":"
+        printf '%s\n' "$reply" >&2
+    fi
+}
+
+# wrk_run PORT SECONDS: requests per second.
+wrk_run() {
+    local log=$OUT/wrk.log
+    "${CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$2"s "http://127.0.0.1:$1/" >"$log.last" 2>&1 || true
+    cat "$log.last" >>"$log"
+    if grep -q -e 'Non-2xx' -e 'Socket errors' "$log.last"; then
+        say "note: wrk saw errors on port $1: $(grep -e 'Non-2xx' -e 'Socket errors' "$log.last" | tr -s ' ')"
+    fi
+    awk '/^Requests\/sec:/ { print $2 }' "$log.last"
+}
+
+http_section() {
+    if ! { need nginx nginx && need wrk wrk; }; then
+        say "skipping http_hello vs nginx"
+        return 0
+    fi
+    start_example http_hello
+    local hello_port=${ADDR##*:}
+    local port
+    port=$(free_port)
+    local dir=$OUT/nginx
+    mkdir -p "$dir"
+    # keepalive_requests: nginx closes a keep-alive connection after 1000 requests by
+    # default and wrk reconnects; http_hello never does, so lift the limit for both.
+    cat >"$OUT/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            return 200 "Hello, world!\n";
+        }
+    }
+}
+EOF
+    local early_log=()
+    if nginx -h 2>&1 | grep -q -- '-e filename'; then early_log=(-e "$OUT/nginx-error.log"); fi
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} nginx -p "$dir/" -c "$OUT/nginx.conf" \
+        ${early_log[@]+"${early_log[@]}"} >>"$OUT/nginx.log" 2>&1 &
+    PIDS+=($!)
+    PID[nginx]=$!
+    wait_port "$port" $!
+    http_check "$hello_port"
+    http_check "$port"
+    # Warm both up.
+    wrk_run "$hello_port" 1 >/dev/null
+    wrk_run "$port" 1 >/dev/null
+    local round server
+    for ((round = 0; round < ROUNDS; round++)); do
+        for server in $(rotate "$round" http_hello nginx); do
+            say "round $((round + 1))/$ROUNDS: $server, wrk -t1 -c$CONNS -d${SECS}s"
+            if [ "$server" = http_hello ]; then
+                measure "${PID[$server]}" wrk_run "$hello_port" "$SECS"
+            else
+                measure "${PID[$server]}" wrk_run "$port" "$SECS"
+            fi
+            record "http GET /" "$server" "$(cat "$OUT/last.out")"
+        done
+    done
+    row "http_hello / nginx: GET / (wrk -c$CONNS)" "http GET /" http_hello nginx
+    stop_servers
+}
+
+# ----- echo ------------------------------------------------------------------------------
+
+echo_section() {
+    declare -A addr
+    local server
+    for server in echo tokio_echo mio_echo; do
+        start_example "$server"
+        addr[$server]=$ADDR
+    done
+    local depth round
+    for depth in 1 16; do
+        for ((round = 0; round < ROUNDS; round++)); do
+            for server in $(rotate "$round" echo tokio_echo mio_echo); do
+                say "round $((round + 1))/$ROUNDS: $server, echo_load depth $depth"
+                measure "${PID[$server]}" "${CLIENT[@]}" "$BIN/echo_load" "${addr[$server]}" \
+                    --conns "$CONNS" --secs "$SECS" --size 64 --depth "$depth"
+                record "echo depth $depth" "$server" "$(tail -n 1 "$OUT/last.out")"
+            done
+        done
+        row "echo / tokio_echo: 64 B, depth $depth" "echo depth $depth" echo tokio_echo
+        row "echo / mio_echo: 64 B, depth $depth" "echo depth $depth" echo mio_echo
+    done
+    stop_servers
+}
+
+# ----- report ----------------------------------------------------------------------------
+
+# median CASE SERVER [COLUMN [FORMAT]]: the median of the recorded runs' req/s (or of
+# another column), empty if none.
+median() {
+    awk -F'\t' -v c="$1" -v s="$2" -v k="${3:-3}" '$1 == c && $2 == s && $k != "-" { print $k }' "$RUNS" |
+        sort -g | awk -v f="${4:-%.0f}" '{ v[NR] = $1 }
+            END { if (NR % 2) printf f, v[(NR + 1) / 2]; else if (NR) printf f, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# runs CASE SERVER: every run's req/s (CPU of server/client/others), in the order measured.
+runs() {
+    awk -F'\t' -v c="$1" -v s="$2" '$1 == c && $2 == s {
+        printf "%s%.0f (%s/%s/%s)", sep, $3, $4, $5, $6; sep = ", " }' "$RUNS"
+}
+
+report() {
+    local table=$OUT/table.tsv
+    : >"$table"
+    local label case emux peer a b ratio
+    while IFS=$'\t' read -r label case emux peer; do
+        a=$(median "$case" "$emux")
+        b=$(median "$case" "$peer")
+        ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "${a:--}" "${b:--}" "$ratio" \
+            "$(runs "$case" "$emux")" "$(runs "$case" "$peer")" \
+            "$(median "$case" "$emux" 4 %.2f)" "$(median "$case" "$peer" 4 %.2f)" >>"$table"
+    done <"$ROWS"
+
+    echo
+    echo "eventmux vs peers: median of $ROUNDS x ${SECS} s runs, $PINNING"
+    awk -F'\t' '
+        BEGIN { printf "%-46s %15s %15s %8s\n", "row", "eventmux req/s", "peer req/s", "ratio"
+                printf "%-46s %15s %15s %8s\n", "---", "--------------", "----------", "-----" }
+        { printf "%-46s %15s %15s %8s\n", $1, $2, $3, $4 }' "$table"
+
+    {
+        echo "# eventmux compared with its peers"
+        echo
+        echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)),"
+        echo "$PINNING; median of $ROUNDS runs of ${SECS} s per server and row, alternating."
+        echo "Ratio: eventmux req/s over the peer's (above 1: eventmux is faster)."
+        echo
+        echo "CPU columns: the share of one CPU the server used during the runs (median). Well"
+        echo "below 1.00 means the load generator, not the server, set the pace; the load"
+        echo "generator, alone on its core, is then the bottleneck."
+        echo
+        echo "| row | eventmux req/s | peer req/s | eventmux/peer | eventmux CPU | peer CPU |"
+        echo "|---|---:|---:|---:|---:|---:|"
+        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $7, $8 }' "$table"
+        echo
+        echo "Every run, req/s (share of a CPU used by the server / the load generator / other"
+        echo "programs), in the order measured; redis rows share one redis-benchmark call's CPU"
+        echo "figures:"
+        echo
+        echo "| row | eventmux | peer |"
+        echo "|---|---|---|"
+        awk -F'\t' '{ printf "| %s | %s | %s |\n", $1, $5, $6 }' "$table"
+        echo
+        echo "Versions: $(rustc --version 2>/dev/null || true)"
+        if command -v redis-server >/dev/null; then redis-server --version; fi
+        if command -v nginx >/dev/null; then nginx -v 2>&1; fi
+        if command -v wrk >/dev/null; then wrk -v 2>&1 | head -n 1 || true; fi
+    } >"$OUT/results.md"
+
+    svg "$table" >"$OUT/results.svg"
+    local noisy
+    noisy=$(awk -F'\t' '$6 > 0.10' "$RUNS" | wc -l)
+    if [ "$noisy" -gt 0 ]; then
+        echo "note: $noisy run(s) kept although other programs used over 10% of a CPU (see results.md)"
+    fi
+    echo
+    echo "wrote $OUT/results.md and $OUT/results.svg"
+}
+
+# svg TABLE: a horizontal bar chart of the ratios, with a line at 1.0. Green: eventmux
+# at least 5% faster; red: at least 5% slower; grey: within 5%.
+svg() {
+    awk -F'\t' '
+        function esc(s) { gsub(/&/, "\\&amp;", s); gsub(/</, "\\&lt;", s); gsub(/>/, "\\&gt;", s); return s }
+        { label[NR] = $1; ratio[NR] = ($4 == "-" ? 0 : $4 + 0); if (ratio[NR] > top) top = ratio[NR] }
+        END {
+            top = (top < 1.25 ? 1.25 : top) * 1.1
+            left = 360; width = 420; bar = 18; gap = 6; head = 60
+            bottom = head + NR * (bar + gap)
+            printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", left + width + 60, bottom + 30
+            printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            printf "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">eventmux req/s over the peer%ss (above 1: eventmux is faster)</text>\n", "\047"
+            printf "<rect x=\"10\" y=\"33\" width=\"12\" height=\"12\" fill=\"#3a8f3a\"/><text x=\"26\" y=\"43\">5%% or more faster</text>\n"
+            printf "<rect x=\"150\" y=\"33\" width=\"12\" height=\"12\" fill=\"#999999\"/><text x=\"166\" y=\"43\">within 5%%</text>\n"
+            printf "<rect x=\"250\" y=\"33\" width=\"12\" height=\"12\" fill=\"#c0392b\"/><text x=\"266\" y=\"43\">5%% or more slower</text>\n"
+            x = left + 1 / top * width
+            printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n", x, head - 6, x, bottom
+            printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">1.0</text>\n", x, bottom + 16
+            for (i = 1; i <= NR; i++) {
+                y = head + (i - 1) * (bar + gap)
+                w = ratio[i] / top * width
+                color = (ratio[i] >= 1.05 ? "#3a8f3a" : ratio[i] > 0.95 ? "#999999" : "#c0392b")
+                printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", left - 8, y + 13, esc(label[i])
+                printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n", left, y, w, bar, color
+                tx = (left + w > x ? left + w : x) + 4
+                printf "<text x=\"%.1f\" y=\"%d\">%s</text>\n", tx, y + 13, (ratio[i] > 0 ? sprintf("%.2f", ratio[i]) : "n/a")
+            }
+            printf "</svg>\n"
+        }' "$1"
+}
+
+# ----- main ------------------------------------------------------------------------------
+
+say "building the release examples"
+(cd "$ROOT" && cargo build --release -q --example mini_redis --example http_hello \
+    --example echo --example echo_load --example tokio_echo --example mio_echo)
+
+say "$ROUNDS round(s) of ${SECS} s per server and row; $PINNING"
+if [[ ,$ONLY, == *,redis,* ]]; then redis_section; fi
+if [[ ,$ONLY, == *,http,* ]]; then http_section; fi
+if [[ ,$ONLY, == *,echo,* ]]; then echo_section; fi
+report
