@@ -69,11 +69,13 @@
 //! Run without the `--bench` argument that `cargo bench` passes (for instance by
 //! `cargo test --benches`), it makes one 0.1 s round per scenario: a smoke test.
 
+mod common;
+
+use common::{env_or, median, pin_to, system_busy_time, thousands};
 use std::fmt::Display;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::thread::JoinHandleExt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread::{self, JoinHandle};
@@ -138,17 +140,6 @@ impl Config {
             only: env_or("ECHO_BENCH_ONLY", "abcd".to_string()).to_lowercase(),
             pin: std::env::var_os("ECHO_BENCH_NO_PIN").is_none(),
         }
-    }
-}
-
-/// The environment variable `name` parsed as a `T`, or `default` when it is unset.
-fn env_or<T: FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a valid value")),
-        Err(_) => default,
     }
 }
 
@@ -241,66 +232,8 @@ struct Cpus {
 /// The first two CPUs this process may run on, or `None` (with a note) if pinning is off
 /// or impossible.
 fn choose_cpus(config: &Config) -> Option<Cpus> {
-    if !config.pin {
-        println!("note: ECHO_BENCH_NO_PIN is set; threads run unpinned");
-        return None;
-    }
-    match allowed_cpus() {
-        Ok(cpus) if cpus.len() >= 2 => Some(Cpus {
-            server: cpus[0],
-            load: cpus[1],
-        }),
-        Ok(cpus) => {
-            println!("note: only CPUs {cpus:?} are allowed; threads run unpinned");
-            None
-        }
-        Err(e) => {
-            println!("note: sched_getaffinity failed ({e}); threads run unpinned");
-            None
-        }
-    }
-}
-
-fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: an all-zero cpu_set_t is a valid, empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a writable cpu_set_t of the size given; pid 0 is this thread.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let cpus = (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect();
-    Ok(cpus)
-}
-
-fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    // SAFETY: an all-zero cpu_set_t is a valid, empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` comes from `allowed_cpus`, so it is below CPU_SETSIZE.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size given; pid 0 is the calling thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Pins the calling thread to `cpu` if there is one; a failure is noted once and ignored.
-fn pin_to(cpu: Option<usize>) {
-    static FAILURE_NOTED: AtomicBool = AtomicBool::new(false);
-    let Some(cpu) = cpu else {
-        return;
-    };
-    if let Err(e) = pin_current_thread(cpu) {
-        if !FAILURE_NOTED.swap(true, Ordering::Relaxed) {
-            eprintln!("note: pinning a thread to CPU {cpu} failed ({e}); it runs unpinned");
-        }
-    }
+    common::choose_cpu_pair(config.pin, "ECHO_BENCH_NO_PIN")
+        .map(|(server, load)| Cpus { server, load })
 }
 
 // ----- CPU time ------------------------------------------------------------------------
@@ -340,27 +273,6 @@ impl CpuClock {
         }
         Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
     }
-}
-
-/// CPU time all CPUs together have spent busy since boot (user, system, interrupts,
-/// steal), from `/proc/stat`; `None` if it cannot be read.
-fn system_busy_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .map(|field| field.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal ...
-    let busy: u64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| ticks.get(i))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks_per_sec > 0).then(|| Duration::from_secs_f64(busy as f64 / ticks_per_sec as f64))
 }
 
 // ----- servers -------------------------------------------------------------------------
@@ -1140,17 +1052,6 @@ impl Summary {
     }
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[middle]
-    } else {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
-    }
-}
-
 fn print_table(
     scenario: &Scenario,
     config: &Config,
@@ -1238,19 +1139,6 @@ fn print_ratio(numerator: ServerKind, denominator: ServerKind, a: &Summary, b: &
         "  {label:<34} msgs/s {:>5.2}   server CPU per msg {cost:>5}",
         a.messages_per_sec / b.messages_per_sec
     );
-}
-
-/// `value` rounded, with thousands separated by commas.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut grouped = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
 }
 
 /// Waits briefly for every server to have closed what it accepted, then prints each
