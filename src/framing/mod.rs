@@ -7,9 +7,10 @@
 //! slices of the reactor's read buffer; only the incomplete tail is copied into the handle's
 //! own input buffer, bounded by [`Options::max_size`](crate::Options::max_size).
 //!
-//! The rules, one file each: [`split`] (delimiter, lines), [`size`] (length prefix),
-//! [`fixed`] (fixed size), [`http`] (HTTP/1.x messages), [`last`] (everything at end of
-//! stream) and, with the `regex` feature, [`regexp`]. Your own rule implements [`Decoder`].
+//! The rules ([`Framing::split`], [`Framing::lines`], [`Framing::size`], [`Framing::fixed`],
+//! [`Framing::http`], [`Framing::last`] and, with the `regex` feature, `Framing::regex`)
+//! live one per file (`split.rs`, `size.rs`, `fixed.rs`, `http.rs`, `last.rs`,
+//! `regexp.rs`). Your own rule implements [`Decoder`].
 
 mod fixed;
 mod http;
