@@ -484,8 +484,6 @@ impl Handler for Server {
         }))
     }
 
-    fn on_connect(&mut self, _: &mut Context<'_>) {}
-
     fn on_timer(&mut self, _: &mut Context<'_>, _: TimerId) {
         self.db.borrow_mut().expire(Instant::now());
     }

@@ -426,18 +426,19 @@ impl Registry {
 
     /// Forgets the handle without closing its descriptor, which is returned.
     pub(crate) fn remove(&mut self, token: Token) -> Result<OwnedFd, Error> {
-        let entry = self.live_mut(token)?;
-        let Some(fd) = entry.fd.take() else {
+        let kind = self.live_mut(token)?.kind;
+        let Registry {
+            entries, selector, ..
+        } = self;
+        let entry = &mut entries[token.index()]; // live, checked above
+        if entry.fd.is_none() {
             return Err(Error::WrongKind {
                 operation: "remove",
-                kind: entry.kind,
+                kind,
             });
-        };
-        if std::mem::take(&mut entry.registered) {
-            if let Err(e) = self.selector.deregister(fd.as_fd()) {
-                log::warn!("{token}: deregistering failed: {e}");
-            }
         }
+        deregister(&**selector, entry);
+        let fd = entry.fd.take().expect("checked above");
         self.kill(token, CloseReason::Removed);
         Ok(fd)
     }

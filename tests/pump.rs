@@ -11,6 +11,8 @@
 
 mod util;
 
+use util::udp_peer;
+
 use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -167,13 +169,6 @@ fn pump_local(
         .expect("start a pump on loopback");
     let addr = reactor.handle(token).unwrap().local_addr().unwrap();
     (token, addr)
-}
-
-/// A non-blocking `std` UDP socket on loopback, read from `run_until` closures.
-fn peer() -> UdpSocket {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the peer");
-    socket.set_nonblocking(true).unwrap();
-    socket
 }
 
 /// Runs until `socket` has received `count` datagrams in all; returns them.
@@ -539,7 +534,7 @@ fn replies_go_back_through_the_pumped_socket() {
         Recorder::echo(&seen),
     );
 
-    let client = peer();
+    let client = udp_peer();
     for i in 0..3 {
         client
             .send_to(format!("ping {i}").as_bytes(), addr)

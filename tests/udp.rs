@@ -10,6 +10,8 @@
 
 mod util;
 
+use util::udp_peer;
+
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -135,13 +137,6 @@ fn bind_local(
     (token, addr)
 }
 
-/// A non-blocking `std` UDP socket on loopback, pumped from `run_until` closures.
-fn peer() -> UdpSocket {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the peer");
-    socket.set_nonblocking(true).unwrap();
-    socket
-}
-
 /// Receives whatever has arrived at `socket`.
 fn pump(socket: &UdpSocket, into: &mut Vec<(Vec<u8>, SocketAddr)>) {
     let mut buf = [0u8; 2048];
@@ -196,7 +191,7 @@ fn one_datagram_arrives_with_its_sender_address() {
     assert_eq!(handle.kind(), Kind::Datagram);
     assert_eq!(handle.transport(), Transport::Udp);
 
-    let peer = peer();
+    let peer = udp_peer();
     peer.send_to(b"hello, datagram", addr).unwrap();
     run_until(&mut reactor, "the datagram", |_| {
         !seen.borrow().datagrams.is_empty()
@@ -225,7 +220,7 @@ fn empty_datagram_is_an_empty_read() {
     let reads = Rc::new(RefCell::new(Vec::new()));
     let (token, addr) = bind_local(&mut reactor, Options::new(), Box::new(Reads(reads.clone())));
 
-    let peer = peer();
+    let peer = udp_peer();
     peer.send_to(b"", addr).unwrap();
     peer.send_to(b"after", addr).unwrap();
     run_until(&mut reactor, "both datagrams", |_| {
@@ -250,7 +245,7 @@ fn truncated_datagram_is_reported() {
     );
 
     let big: Vec<u8> = (0..100u8).collect();
-    let peer = peer();
+    let peer = udp_peer();
     peer.send_to(&big, addr).unwrap();
     run_until(&mut reactor, "the datagram and its truncation", |_| {
         let seen = seen.borrow();
@@ -289,7 +284,7 @@ fn truncated_datagram_is_reported() {
 #[test]
 fn send_to_reaches_the_given_address_and_send_reaches_the_connected_peer() {
     let mut reactor = Reactor::new().unwrap();
-    let peer = peer();
+    let peer = udp_peer();
     let peer_addr = peer.local_addr().unwrap();
 
     // An unconnected handle: send_to names the destination.
@@ -359,7 +354,7 @@ fn send_without_a_destination_on_an_unconnected_socket_is_reported_and_the_handl
         "the datagram was dropped"
     );
 
-    let peer = peer();
+    let peer = udp_peer();
     reactor
         .handle(token)
         .unwrap()
@@ -476,7 +471,7 @@ fn connected_send_to_a_closed_port_reports_econnrefused_without_closing() {
     assert_eq!(reactor.handle(token).unwrap().buflen(), 0);
 
     // Other handles are unaffected: a new connected handle reaches a live peer.
-    let peer = peer();
+    let peer = udp_peer();
     let live = reactor
         .connect(
             format!("udp://{}", peer.local_addr().unwrap()),
@@ -544,7 +539,7 @@ fn error_queue_reports_errno_111_and_the_payload_for_a_send_to_a_closed_port() {
     assert!(reactor.handle(token).is_some(), "the handle stays open");
 
     // And the handle still works.
-    let peer = peer();
+    let peer = udp_peer();
     reactor
         .handle(token)
         .unwrap()

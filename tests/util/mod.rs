@@ -74,6 +74,13 @@ impl Log {
     }
 }
 
+/// A non-blocking `std` UDP socket on loopback, read from `run_until` closures.
+pub fn udp_peer() -> std::net::UdpSocket {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind the peer");
+    socket.set_nonblocking(true).unwrap();
+    socket
+}
+
 /// Opens a listener on 127.0.0.1:0 and returns its token and the address it got.
 pub fn listen_local(
     reactor: &mut Reactor,
