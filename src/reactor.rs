@@ -61,8 +61,6 @@ pub struct Reactor {
     pub(crate) read_buf: Vec<u8>,
     events: Vec<Readiness>,
     flushing: Vec<Token>,
-    /// Whether a short read proves a stream drained (see `Selector::reports_read_closed`).
-    pub(crate) short_read_drains: bool,
 }
 
 impl Reactor {
@@ -76,13 +74,11 @@ impl Reactor {
     pub fn with_backend(backend: Backend) -> io::Result<Reactor> {
         crate::sys::signal::ignore_sigpipe();
         let selector = selector::open(backend)?;
-        let short_read_drains = selector.reports_read_closed();
         Ok(Reactor {
             registry: Registry::new(selector),
             read_buf: Vec::new(),
             events: Vec::with_capacity(1024),
             flushing: Vec::new(),
-            short_read_drains,
         })
     }
 

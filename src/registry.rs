@@ -136,6 +136,11 @@ impl Registry {
         if !self.selector.supports_edge() {
             entry.trigger = Trigger::Level;
         }
+        // Without RDHUP a FIN that came with the last bytes would raise no further edge, so
+        // on such a backend a short read proves nothing (see `Selector::reports_read_closed`).
+        if !self.selector.reports_read_closed() {
+            entry.short_read_drains = false;
+        }
         entry.interest = entry.desired_interest();
         if entry.options.get_framing().is_some()
             && !matches!(entry.kind, Kind::Stream | Kind::Listener)

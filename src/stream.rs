@@ -142,9 +142,7 @@ impl Reactor {
                 // came with the data, read on to see the end of stream.
                 let drained = n < read_size
                     && (entry.trigger == Trigger::Level
-                        || (self.short_read_drains
-                            && entry.short_read_drains
-                            && !entry.ready.read_closed));
+                        || (entry.short_read_drains && !entry.ready.read_closed));
                 if drained {
                     entry.ready.readable = false;
                 }
