@@ -3,12 +3,15 @@
 //!
 //! # What is measured
 //!
-//! Four UDP echo servers run at once, each on `127.0.0.1:0` in a thread of its own:
+//! Five UDP echo servers run at once, each on `127.0.0.1:0` in a thread of its own:
 //!
 //! - `pump-1-thread`: a `Reactor::pump` with one receive thread; its handler's `on_packet`
 //!   sends each packet back with `send_to` (replies leave in one `sendmmsg` per turn);
 //! - `pump-2-reuseport`: the same with two receive threads, each on its own `SO_REUSEPORT`
 //!   socket;
+//! - `pump-1-preempting`: `pump-1-thread` with `PumpOptions::batch_scheduling(false)`: its
+//!   thread preempts the reactor thread whenever a packet wakes it, which on a shared CPU
+//!   means a context switch every few packets (the row shows what `SCHED_BATCH` buys);
 //! - `std-blocking`: a `std::net::UdpSocket` in a loop of blocking `recv_from`/`send_to`;
 //! - `reactor-thread`: a UDP socket bound with `Reactor::bind` and served on the reactor
 //!   thread, `on_datagram` → `send_to` (as `examples/udp_echo_plain.rs` does).
@@ -51,7 +54,7 @@
 //! # Running
 //!
 //! ```text
-//! cargo bench --bench udp                                     # about 30 s
+//! cargo bench --bench udp                                     # about 35 s
 //! UDP_BENCH_SECS=0.3 UDP_BENCH_ROUNDS=1 cargo bench --bench udp   # a quick look
 //! ```
 //!
@@ -177,14 +180,16 @@ fn cpu_time(clock: libc::clockid_t) -> Duration {
 enum ServerKind {
     Pump,
     PumpReusePort,
+    PumpPreempting,
     StdBlocking,
     ReactorThread,
 }
 
 impl ServerKind {
-    const ALL: [ServerKind; 4] = [
+    const ALL: [ServerKind; 5] = [
         ServerKind::Pump,
         ServerKind::PumpReusePort,
+        ServerKind::PumpPreempting,
         ServerKind::StdBlocking,
         ServerKind::ReactorThread,
     ];
@@ -193,6 +198,7 @@ impl ServerKind {
         match self {
             ServerKind::Pump => "pump-1-thread",
             ServerKind::PumpReusePort => "pump-2-reuseport",
+            ServerKind::PumpPreempting => "pump-1-preempting",
             ServerKind::StdBlocking => "std-blocking",
             ServerKind::ReactorThread => "reactor-thread",
         }
@@ -252,8 +258,13 @@ impl RunningServer {
                 // Before the reactor starts its pump threads: they inherit the affinity.
                 pin_to(cpu);
                 match kind {
-                    ServerKind::Pump => run_pump_server(1, false, ready_tx),
-                    ServerKind::PumpReusePort => run_pump_server(2, true, ready_tx),
+                    ServerKind::Pump => run_pump_server(PumpOptions::new(), ready_tx),
+                    ServerKind::PumpReusePort => {
+                        run_pump_server(PumpOptions::new().threads(2).reuse_port(true), ready_tx)
+                    }
+                    ServerKind::PumpPreempting => {
+                        run_pump_server(PumpOptions::new().batch_scheduling(false), ready_tx)
+                    }
                     ServerKind::StdBlocking => run_std_server(ready_tx),
                     ServerKind::ReactorThread => run_reactor_thread_server(ready_tx),
                 }
@@ -310,14 +321,9 @@ impl Handler for PumpEcho {
     }
 }
 
-fn run_pump_server(
-    threads: usize,
-    reuse_port: bool,
-    ready: mpsc::Sender<Ready>,
-) -> io::Result<String> {
+fn run_pump_server(options: PumpOptions, ready: mpsc::Sender<Ready>) -> io::Result<String> {
     let errors = Arc::new(ServerErrors::default());
     let mut reactor = Reactor::new()?;
-    let options = PumpOptions::new().threads(threads).reuse_port(reuse_port);
     let pump = reactor.pump(
         "udp://127.0.0.1:0",
         options,
@@ -851,14 +857,14 @@ fn print_table(config: &Config, servers: &[RunningServer], outcomes: &[Vec<RunOu
         config.run_time.as_secs_f64()
     );
     println!(
-        "  {:<17} {:>10} {:>7} {:>7} {:>8} {:>7} {:>8} {:>6}   every round (pkts/s)",
+        "  {:<18} {:>10} {:>7} {:>7} {:>8} {:>7} {:>8} {:>6}   every round (pkts/s)",
         "server", "pkts/s", "loss", "kdrops", "srv CPU", "ns/pkt", "cli CPU", "other"
     );
     let summaries: Vec<Summary> = outcomes.iter().map(|runs| Summary::of(runs)).collect();
     for (server, s) in servers.iter().zip(&summaries) {
         let rounds: Vec<String> = s.rounds.iter().map(|&r| thousands(r)).collect();
         println!(
-            "  {:<17} {:>10} {:>6.2}% {:>7} {:>7.0}% {:>7.0} {:>7.0}% {:>6}   {}",
+            "  {:<18} {:>10} {:>6.2}% {:>7} {:>7.0}% {:>7.0} {:>7.0}% {:>6}   {}",
             server.kind.name(),
             thousands(s.packets_per_sec),
             s.loss * 100.0,
@@ -878,12 +884,16 @@ fn print_table(config: &Config, servers: &[RunningServer], outcomes: &[Vec<RunOu
             .find(|(server, _)| server.kind == kind)
             .map(|(_, summary)| summary)
     };
-    for pump in [ServerKind::Pump, ServerKind::PumpReusePort] {
+    for pump in [
+        ServerKind::Pump,
+        ServerKind::PumpReusePort,
+        ServerKind::PumpPreempting,
+    ] {
         for other in [ServerKind::StdBlocking, ServerKind::ReactorThread] {
             if let (Some(a), Some(b)) = (summary_of(pump), summary_of(other)) {
                 let label = format!("{} / {}", pump.name(), other.name());
                 println!(
-                    "  {label:<36} pkts/s {:>5.2}   server CPU per pkt {:>5.2}",
+                    "  {label:<37} pkts/s {:>5.2}   server CPU per pkt {:>5.2}",
                     a.packets_per_sec / b.packets_per_sec,
                     a.server_ns_per_packet / b.server_ns_per_packet
                 );
@@ -935,6 +945,6 @@ fn main() {
     println!("server bookkeeping after all runs:");
     for server in servers {
         let name = server.kind.name();
-        println!("  {name:<17} {}", server.stop());
+        println!("  {name:<18} {}", server.stop());
     }
 }

@@ -61,6 +61,23 @@ fn pump_threads() -> usize {
         .count()
 }
 
+/// The scheduling policy of every thread of this process named `eventmux-pump-*`.
+fn pump_thread_policies() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with("eventmux-pump-"))
+        })
+        .map(|task| {
+            let tid: libc::pid_t = task.file_name().to_string_lossy().parse().unwrap();
+            // SAFETY: sched_getscheduler only reads the policy of the thread `tid`.
+            unsafe { libc::sched_getscheduler(tid) }
+        })
+        .collect()
+}
+
 /// Waits until exactly `expected` pump threads exist. A thread names itself once it runs,
 /// and a joined thread leaves the task list a moment after `join` returns, so both
 /// directions are awaited rather than read once.
@@ -729,6 +746,52 @@ fn closing_a_pump_joins_its_threads() {
     assert_eq!(seen.closes, [CloseReason::Killed]);
     assert_eq!(seen.closing.len(), 1);
     assert_eq!(seen.packets.len(), 1);
+}
+
+/// The threads run under `SCHED_BATCH` by default, so that a packet arriving while the
+/// reactor holds a shared CPU does not preempt it (see `PumpOptions::batch_scheduling`);
+/// turned off, they keep the default policy.
+#[test]
+fn pump_threads_run_under_batch_scheduling_unless_turned_off() {
+    let _pumps = exclusive_pumps();
+    let mut reactor = Reactor::new().unwrap();
+    let seen = Shared::default();
+    let (batch, _) = pump_local(
+        &mut reactor,
+        PumpOptions::new().threads(2),
+        Recorder::new(&seen),
+    );
+    wait_for_pump_threads(2, "two pump threads");
+    // A thread sets its policy first thing after it starts: wait for both to have done so.
+    let start = Instant::now();
+    while pump_thread_policies() != [libc::SCHED_BATCH; 2] {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "pump thread policies {:?}, expected SCHED_BATCH ({})",
+            pump_thread_policies(),
+            libc::SCHED_BATCH
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    reactor.handle(batch).unwrap().kill();
+    reactor.run_once(Some(Duration::ZERO)).unwrap();
+    wait_for_pump_threads(0, "the pump threads after the close");
+
+    let (_plain, addr) = pump_local(
+        &mut reactor,
+        PumpOptions::new().batch_scheduling(false),
+        Recorder::new(&seen),
+    );
+    // Once a packet went through, the thread is past the point where it would have changed
+    // its policy.
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"x", addr)
+        .unwrap();
+    run_until(&mut reactor, "a packet", |_| {
+        !seen.borrow().packets.is_empty()
+    });
+    assert_eq!(pump_thread_policies(), [libc::SCHED_OTHER]);
 }
 
 #[test]

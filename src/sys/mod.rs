@@ -9,6 +9,7 @@
 //! - [`signal`]: making sure SIGPIPE cannot kill the process on a pipe write.
 //! - [`eventfd`] (Linux only): the counter that wakes the reactor from other threads.
 //! - [`poll`]: poll(2), for the level-triggered backend.
+//! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under.
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod epoll;
@@ -18,4 +19,6 @@ pub(crate) mod errqueue;
 pub(crate) mod eventfd;
 pub(crate) mod fd;
 pub(crate) mod poll;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod sched;
 pub(crate) mod signal;
