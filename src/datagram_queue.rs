@@ -1,7 +1,9 @@
 //! The output queue of a datagram handle: whole datagrams waiting for the socket, each with
 //! its destination (none on a connected socket). Bytes live in one reusable arena and the
 //! queue holds ranges into it, so queueing does not allocate in steady state. A flush hands
-//! up to 64 datagrams to one `sendmmsg(2)`.
+//! up to 64 messages (256 datagrams) to one `sendmmsg(2)`; on a UDP socket, runs of
+//! datagrams to one destination go as single segmented messages (`UDP_SEGMENT`), until the
+//! kernel or the route refuses that once, which turns it off for the queue.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -15,6 +17,7 @@ pub(crate) struct DatagramQueue {
     arena: Vec<u8>,
     queued: VecDeque<(Range<usize>, Option<Address>)>,
     bytes: usize,
+    segmentation_refused: bool,
 }
 
 impl DatagramQueue {
@@ -47,6 +50,17 @@ impl DatagramQueue {
                 to.as_ref().map(Address::as_sockaddr),
             )
         })
+    }
+
+    /// Whether runs of datagrams may still be sent segmented (not refused yet).
+    pub(crate) fn may_segment(&self) -> bool {
+        !self.segmentation_refused
+    }
+
+    /// The socket or its route refused a segmented send: send one datagram per message
+    /// from now on.
+    pub(crate) fn refuse_segmentation(&mut self) {
+        self.segmentation_refused = true;
     }
 
     /// Drops the `n` oldest datagrams (sent, or failed for good).

@@ -24,9 +24,12 @@ use crate::handoff::RemoteInbox;
 use crate::output::MAX_IOVECS;
 use crate::selector::{Selector, Trigger};
 use crate::sys;
+use crate::sys::fd::SendFailure;
 use crate::timer::{TimerPurpose, Timers};
 use crate::waker::Waker;
-use crate::{Address, CloseReason, Credentials, Error, Handler, PanicPolicy, TimerId, Token};
+use crate::{
+    Address, CloseReason, Credentials, Error, Handler, PanicPolicy, TimerId, Token, Transport,
+};
 
 /// Work the reactor does after the current callback returns.
 pub(crate) enum Deferred {
@@ -303,7 +306,9 @@ impl Registry {
     /// Sends queued datagrams. Errors belong to single datagrams and do not close the handle:
     /// each is reported to `on_error` and that datagram dropped. `ECONNREFUSED` on a
     /// connected socket reports an earlier datagram's ICMP error, so the current one is
-    /// retried.
+    /// retried. On UDP sockets runs to one destination are sent segmented; if the kernel or
+    /// the route refuses a segmented message, segmentation is turned off for the handle and
+    /// the same datagrams are sent again one per message, so nothing is lost to it.
     fn flush_datagrams(&mut self, token: Token) -> Flushed {
         let mut refusals = 0;
         loop {
@@ -311,19 +316,33 @@ impl Registry {
                 return Flushed::Idle;
             };
             let fd = entry.fd.as_ref().expect("checked by flush");
-            match sys::fd::send_datagrams(fd.as_fd(), entry.datagrams.iter()) {
+            let segment = entry.transport == Transport::Udp && entry.datagrams.may_segment();
+            match sys::fd::send_datagrams(fd.as_fd(), entry.datagrams.iter(), segment) {
                 Ok(n) => {
                     entry.datagrams.pop(n);
                     if entry.datagrams.is_empty() {
                         return Flushed::Drained;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err(failure) if failure.error.kind() == io::ErrorKind::WouldBlock => {
                     entry.ready.writable = false;
                     return Flushed::Partial;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
+                Err(failure) if failure.error.kind() == io::ErrorKind::Interrupted => {}
+                Err(failure)
+                    if failure.segmented
+                        && matches!(
+                            failure.error.raw_os_error(),
+                            Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE | libc::ENOPROTOOPT)
+                        ) =>
+                {
+                    log::debug!(
+                        "{token}: segmented datagram send refused ({}); sending one per message",
+                        failure.error
+                    );
+                    entry.datagrams.refuse_segmentation();
+                }
+                Err(SendFailure { error: e, .. }) => {
                     if e.raw_os_error() == Some(libc::ECONNREFUSED) && refusals == 0 {
                         refusals += 1;
                     } else {

@@ -426,6 +426,161 @@ fn many_datagrams_queued_in_one_turn_all_arrive_in_order_and_on_sent_fires() {
     assert!(seen.errors.is_empty(), "{:?}", seen.errors);
 }
 
+/// A peer socket with an 8 MiB receive buffer (capped by the kernel) that reads in a thread
+/// of its own, so that a burst of hundreds of datagrams is not dropped before it is read.
+fn reading_peer(expected: usize) -> (SocketAddr, thread::JoinHandle<Vec<Vec<u8>>>) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    socket.set_recv_buffer_size(8 << 20).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let socket = UdpSocket::from(socket);
+    let addr = socket.local_addr().unwrap();
+    let reader = thread::spawn(move || {
+        socket.set_read_timeout(Some(DEADLINE / 2)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while got.len() < expected {
+            let (n, _) = socket
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("datagram {} of {expected}: {e}", got.len()));
+            got.push(buf[..n].to_vec());
+        }
+        got
+    });
+    (addr, reader)
+}
+
+/// Datagram `i` of a script: `len` bytes that tell it apart from every other.
+fn scripted(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j) as u8).collect()
+}
+
+/// On UDP sockets, runs of equal-sized datagrams to one destination leave as segmented
+/// messages (`UDP_SEGMENT`). Whatever the grouping (runs longer than a message takes, a
+/// shorter datagram ending a run, a longer one starting the next, empty datagrams, sizes
+/// above the segmentation limit, destinations alternating), each peer gets exactly the
+/// datagrams sent to it, each whole, in order.
+#[test]
+fn runs_of_datagrams_to_one_peer_arrive_as_the_datagrams_sent() {
+    let sizes: Vec<usize> = [
+        vec![100; 70],       // more than one segmented message holds
+        vec![30],            // shorter: the last of the run
+        vec![100, 100, 100], // a new run
+        vec![0, 0],          // empty datagrams are never joined
+        vec![1400; 3],       // the largest size that is segmented
+        vec![1401; 2],       // above it: one per message
+        vec![5000],          // a large one alone
+        vec![8; 200],        // beyond one sendmmsg's datagrams
+    ]
+    .concat();
+    let alternating = 40;
+    let to_a = sizes.len() + alternating / 2;
+    let to_b = alternating / 2 + 1;
+    let (a, reader_a) = reading_peer(to_a);
+    let (b, reader_b) = reading_peer(to_b);
+
+    let mut reactor = Reactor::new().unwrap();
+    let seen = Shared::default();
+    let script = sizes.clone();
+    let handler = Recorder::on_datagram(&seen, move |ctx, _data, _from| {
+        let (a, b) = (Address::from(a), Address::from(b));
+        for (i, &len) in script.iter().enumerate() {
+            ctx.send_to(&a, &scripted(i, len)).unwrap();
+        }
+        for i in 0..alternating {
+            let to = if i % 2 == 0 { &a } else { &b };
+            ctx.send_to(to, &scripted(1000 + i, 64)).unwrap();
+        }
+        ctx.send_to(&b, &scripted(2000, 64)).unwrap();
+    });
+    let (_, addr) = bind_local(&mut reactor, Options::new(), handler);
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"go", addr)
+        .unwrap();
+    run_until(&mut reactor, "both readers", |_| {
+        reader_a.is_finished() && reader_b.is_finished()
+    });
+
+    let mut want_a: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| scripted(i, len))
+        .collect();
+    let mut want_b = Vec::new();
+    for i in 0..alternating {
+        let datagram = scripted(1000 + i, 64);
+        if i % 2 == 0 {
+            want_a.push(datagram);
+        } else {
+            want_b.push(datagram);
+        }
+    }
+    want_b.push(scripted(2000, 64));
+    let got_a = reader_a.join().expect("reader a");
+    let got_b = reader_b.join().expect("reader b");
+    assert_eq!(got_a.len(), want_a.len());
+    for (i, (got, want)) in got_a.iter().zip(&want_a).enumerate() {
+        assert_eq!(got, want, "datagram {i} to peer a");
+    }
+    assert_eq!(got_b, want_b, "the datagrams to peer b");
+    assert!(
+        seen.borrow().errors.is_empty(),
+        "{:?}",
+        seen.borrow().errors
+    );
+}
+
+/// A socket that cannot send segmented messages (here: `SO_NO_CHECK`, which the kernel
+/// refuses segmentation on with `EINVAL`) still sends every datagram: the handle falls back
+/// to one datagram per message and reports nothing.
+#[test]
+fn a_refused_segmented_send_falls_back_without_losing_a_datagram() {
+    const COUNT: usize = 50;
+    let (peer, reader) = reading_peer(COUNT);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let on: libc::c_int = 1;
+    // SAFETY: SO_NO_CHECK reads one c_int from a pointer valid for its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_NO_CHECK: {}", io::Error::last_os_error());
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+
+    let mut reactor = Reactor::new().unwrap();
+    let seen = Shared::default();
+    let handler = Recorder::on_datagram(&seen, move |ctx, _data, _from| {
+        let peer = Address::from(peer);
+        for i in 0..COUNT {
+            ctx.send_to(&peer, &scripted(i, 64)).unwrap();
+        }
+    });
+    reactor.add(socket, Options::new(), handler).unwrap();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"go", addr)
+        .unwrap();
+    run_until(&mut reactor, "the reader", |_| reader.is_finished());
+    let got = reader.join().expect("reader");
+    let want: Vec<Vec<u8>> = (0..COUNT).map(|i| scripted(i, 64)).collect();
+    assert_eq!(got, want);
+    assert!(
+        seen.borrow().errors.is_empty(),
+        "{:?}",
+        seen.borrow().errors
+    );
+}
+
 // ----- errors ----------------------------------------------------------------------------
 
 #[test]

@@ -127,51 +127,169 @@ pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize
     Ok((n, addr))
 }
 
-/// Sends up to 64 datagrams — `(payload, destination)`, no destination on a connected
-/// socket — in one `sendmmsg(2)` with `MSG_NOSIGNAL`. Returns how many were sent; an error
-/// means the first one failed.
+/// Messages per `sendmmsg(2)` call.
+const SEND_MESSAGES: usize = 64;
+/// Datagrams per `sendmmsg(2)` call, counting each segment of a segmented message.
+const SEND_DATAGRAMS: usize = 256;
+/// Datagrams joined into one segmented message at most (the kernel's `UDP_MAX_SEGMENTS`
+/// has been 64 since UDP segmentation came in, Linux 4.18).
+const MAX_SEGMENTS: usize = 64;
+/// Largest datagram sent segmented: fits a 1500-byte MTU under IPv4 or IPv6 headers (a
+/// segment must fit the path MTU, or the kernel refuses the message with `EINVAL`).
+const MAX_SEGMENT_SIZE: usize = 1400;
+/// Largest segmented message in all (a UDP length is 16 bits).
+const MAX_SEGMENTED_BYTES: usize = 65_000;
+/// `UDP_SEGMENT` from `linux/udp.h` (the `libc` crate only has it for some targets).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const UDP_SEGMENT: libc::c_int = 103;
+
+/// Room for one control message carrying a `u16`, aligned as `cmsghdr` needs.
+#[repr(C, align(8))]
+#[derive(Copy, Clone)]
+struct SegmentControl([u8; 32]);
+
+/// Why [`send_datagrams`] sent nothing.
+#[derive(Debug)]
+pub(crate) struct SendFailure {
+    /// What the first message got.
+    pub(crate) error: io::Error,
+    /// Whether that message was segmented (several datagrams in one `UDP_SEGMENT` send),
+    /// so the error may be the segmentation's, not the datagrams'.
+    pub(crate) segmented: bool,
+}
+
+/// Sends datagrams — `(payload, destination)`, no destination on a connected socket — in
+/// one `sendmmsg(2)` with `MSG_NOSIGNAL`: up to 64 messages and 256 datagrams. Returns how
+/// many datagrams were sent; a failure means the first message failed.
+///
+/// With `segment` (UDP sockets on Linux), a run of consecutive datagrams to the same
+/// destination, all of one size but the last (which may be shorter, not empty), goes as
+/// one message with `UDP_SEGMENT` (UDP generic segmentation offload): the stack is walked
+/// once for the run, and the datagrams are cut apart at the last moment (by the NIC, by
+/// the kernel before the device, or on delivery over loopback). Receivers see the same
+/// datagrams as without it.
 pub(crate) fn send_datagrams<'a>(
     fd: BorrowedFd<'_>,
     datagrams: impl Iterator<Item = (&'a [u8], Option<&'a SockAddr>)>,
-) -> io::Result<usize> {
-    const BATCH: usize = 64;
-    let mut iovecs: [libc::iovec; BATCH] = [libc::iovec {
+    segment: bool,
+) -> Result<usize, SendFailure> {
+    let segment = segment && cfg!(any(target_os = "linux", target_os = "android"));
+    let mut iovecs: [libc::iovec; SEND_DATAGRAMS] = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
-    }; BATCH];
+    }; SEND_DATAGRAMS];
     // SAFETY: an all-zero mmsghdr is a valid empty header.
-    let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    let mut count = 0;
-    for (data, to) in datagrams.take(BATCH) {
-        iovecs[count] = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
+    let mut headers: [libc::mmsghdr; SEND_MESSAGES] = unsafe { std::mem::zeroed() };
+    let mut controls = [SegmentControl([0; 32]); SEND_MESSAGES];
+    // Per message: its first iovec, its datagrams, and its segment size if segmented.
+    let mut layout = [(0usize, 0usize, 0u16); SEND_MESSAGES];
+    let mut messages = 0;
+    let mut used = 0;
+    let mut datagrams = datagrams.peekable();
+    while messages < SEND_MESSAGES && used < SEND_DATAGRAMS {
+        let Some((data, to)) = datagrams.next() else {
+            break;
+        };
+        let first = used;
+        iovecs[used] = iovec_of(data);
+        used += 1;
+        if segment && (1..=MAX_SEGMENT_SIZE).contains(&data.len()) {
+            let mut total = data.len();
+            while used < SEND_DATAGRAMS && used - first < MAX_SEGMENTS {
+                let next = match datagrams.peek() {
+                    Some(&(next, next_to))
+                        if next_to == to
+                            && !next.is_empty()
+                            && next.len() <= data.len()
+                            && total + next.len() <= MAX_SEGMENTED_BYTES =>
+                    {
+                        next
+                    }
+                    _ => break,
+                };
+                datagrams.next();
+                iovecs[used] = iovec_of(next);
+                used += 1;
+                total += next.len();
+                if next.len() < data.len() {
+                    // Only the last segment may be shorter.
+                    break;
+                }
+            }
+        }
+        let segment_size = if used - first > 1 {
+            data.len() as u16
+        } else {
+            0
         };
         if let Some(to) = to {
-            headers[count].msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
-            headers[count].msg_hdr.msg_namelen = to.len();
+            headers[messages].msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+            headers[messages].msg_hdr.msg_namelen = to.len();
         }
-        count += 1;
+        layout[messages] = (first, used - first, segment_size);
+        messages += 1;
     }
-    for (header, iov) in headers[..count].iter_mut().zip(iovecs.iter_mut()) {
-        header.msg_hdr.msg_iov = iov;
-        header.msg_hdr.msg_iovlen = 1;
+    for ((header, control), &(first, count, segment_size)) in headers[..messages]
+        .iter_mut()
+        .zip(controls.iter_mut())
+        .zip(&layout)
+    {
+        header.msg_hdr.msg_iov = &mut iovecs[first];
+        header.msg_hdr.msg_iovlen = count as _;
+        if segment_size > 0 {
+            set_segment_size(&mut header.msg_hdr, control, segment_size);
+        }
     }
-    // SAFETY: each header points at an iovec and (optionally) an address that outlive the
-    // call; the kernel only reads the payloads and addresses.
+    // SAFETY: each header points at its iovecs, (optionally) an address and (optionally) a
+    // control message, all of which outlive the call; the kernel only reads them.
     let n = unsafe {
         libc::sendmmsg(
             fd.as_raw_fd(),
             headers.as_mut_ptr(),
-            count as u32,
+            messages as u32,
             libc::MSG_NOSIGNAL,
         )
     };
     if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+        return Err(SendFailure {
+            error: io::Error::last_os_error(),
+            segmented: layout[0].2 > 0,
+        });
     }
+    Ok(layout[..n as usize]
+        .iter()
+        .map(|&(_, count, _)| count)
+        .sum())
+}
+
+fn iovec_of(data: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    }
+}
+
+/// Attaches a `UDP_SEGMENT` control message (the segment size) to `header`, in `control`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_segment_size(header: &mut libc::msghdr, control: &mut SegmentControl, size: u16) {
+    header.msg_control = control.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    header.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as _;
+    // SAFETY: `header` points at `control`, which is aligned for cmsghdr and (32 bytes)
+    // larger than CMSG_SPACE(2) (24 bytes), so CMSG_FIRSTHDR is non-null and the header and
+    // its two data bytes lie inside `control`; the data is written unaligned.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(header);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_segment_size(_: &mut libc::msghdr, _: &mut SegmentControl, _: u16) {
+    unreachable!("segmentation is only asked for on Linux");
 }
 
 /// The peer process of a connected Unix socket (`SO_PEERCRED`).
