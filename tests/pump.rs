@@ -49,8 +49,8 @@ fn exclusive_pumps() -> RwLockWriteGuard<'static, ()> {
     guard
 }
 
-/// Threads of this process named `eventmux-pump-*`.
-fn pump_threads() -> usize {
+/// Thread ids of this process's threads named `eventmux-pump-*`.
+fn pump_thread_ids() -> Vec<libc::pid_t> {
     std::fs::read_dir("/proc/self/task")
         .expect("read /proc/self/task")
         .filter_map(Result::ok)
@@ -58,23 +58,20 @@ fn pump_threads() -> usize {
             std::fs::read_to_string(task.path().join("comm"))
                 .is_ok_and(|name| name.starts_with("eventmux-pump-"))
         })
-        .count()
+        .filter_map(|task| task.file_name().to_string_lossy().parse().ok())
+        .collect()
 }
 
-/// The scheduling policy of every thread of this process named `eventmux-pump-*`.
+fn pump_threads() -> usize {
+    pump_thread_ids().len()
+}
+
+/// The scheduling policy of every pump thread.
 fn pump_thread_policies() -> Vec<i32> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("read /proc/self/task")
-        .filter_map(Result::ok)
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|name| name.starts_with("eventmux-pump-"))
-        })
-        .map(|task| {
-            let tid: libc::pid_t = task.file_name().to_string_lossy().parse().unwrap();
-            // SAFETY: sched_getscheduler only reads the policy of the thread `tid`.
-            unsafe { libc::sched_getscheduler(tid) }
-        })
+    pump_thread_ids()
+        .into_iter()
+        // SAFETY: sched_getscheduler only reads the policy of the thread `tid`.
+        .map(|tid| unsafe { libc::sched_getscheduler(tid) })
         .collect()
 }
 
