@@ -2,19 +2,26 @@
 //! anything else 404, a malformed request 400; `Connection: close` (and HTTP/1.0 without
 //! keep-alive) is honoured.
 //!
-//!     cargo run --release --example http_hello [ADDR]      # default 127.0.0.1:8080
+//!     cargo run --release --example http_hello [ADDR] [--busy-poll-us N]
+//!
+//! ADDR defaults to 127.0.0.1:8080. The reactor busy-polls for 200 µs after each busy turn
+//! (`Reactor::set_busy_poll`), as a server on a dedicated core can afford; `--busy-poll-us
+//! 0` turns that off.
 //!
 //! Try it with `curl -v http://127.0.0.1:8080/` or `wrk -c 50 http://127.0.0.1:8080/`.
 //! Framing (`Framing::http()`) hands the handler one whole request at a time, however the
 //! bytes arrived; replies to pipelined requests leave in one write.
 
 use std::io::Write;
+use std::time::Duration;
 
 use eventmux::framing::Framing;
 use eventmux::{Context, Error, Handler, Incoming, Options, Reactor, Token};
 
 const BODY: &[u8] = b"Hello, world!\n";
 const NOT_FOUND: &[u8] = b"Not Found\n";
+/// Busy-poll window unless `--busy-poll-us` says otherwise.
+const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(200);
 /// Largest request head plus body accepted.
 const MAX_REQUEST: usize = 64 * 1024;
 
@@ -133,10 +140,23 @@ pub fn start(reactor: &mut Reactor, addr: &str) -> std::io::Result<Token> {
 
 #[allow(dead_code)] // tests include this file for `start`
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let mut addr = "127.0.0.1:8080".to_string();
+    let mut busy_poll = DEFAULT_BUSY_POLL;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--busy-poll-us" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(micros) => busy_poll = Duration::from_micros(micros),
+                None => {
+                    eprintln!("--busy-poll-us takes a number of microseconds");
+                    std::process::exit(2);
+                }
+            },
+            _ => addr = arg,
+        }
+    }
     let mut reactor = Reactor::new()?;
+    reactor.set_busy_poll(busy_poll);
     let listener = start(&mut reactor, &addr)?;
     let bound = reactor
         .handle(listener)
