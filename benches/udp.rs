@@ -19,7 +19,11 @@
 //! Each server is measured alone while the others idle (blocked in a receive or a wait).
 //! Several client threads each own a UDP socket connected to the server and keep a window of
 //! datagrams in flight, each carrying the client's id and a sequence number, sent and
-//! received in batches (`sendmmsg`/`recvmmsg`) so that the load generator is cheap. Every echo
+//! received in batches so that the load generator is cheap: a client's burst leaves in one
+//! `send` cut into datagrams by the kernel (`UDP_SEGMENT`; `sendmmsg` where the kernel
+//! refuses it, or with `UDP_BENCH_CLIENT_SENDMMSG`), and echoes come back by `recvmmsg`.
+//! With one CPU for all the clients, a load generator that sent by `sendmmsg` set the pace
+//! of the fastest servers, and the table then compared clients, not servers. Every echo
 //! is checked against what that client sent. Nothing is resent: a datagram that is still
 //! unanswered once echoes for datagrams sent two windows later have arrived, or when no echo
 //! at all arrives for 20 ms, is written off and replaced by a new one. At the end of a run the
@@ -66,6 +70,7 @@
 //! | `UDP_BENCH_WINDOW`   | 64      | datagrams each client keeps in flight              |
 //! | `UDP_BENCH_SIZE`     | 64      | datagram size in bytes (at least 12)               |
 //! | `UDP_BENCH_NO_PIN`   | unset   | set (to anything) to leave threads unpinned        |
+//! | `UDP_BENCH_CLIENT_SENDMMSG` | unset | set to make clients send with `sendmmsg` instead of `UDP_SEGMENT` |
 //!
 //! Run without the `--bench` argument that `cargo bench` passes (for instance by
 //! `cargo test --benches`), it makes one 0.1 s round without warm-up: a smoke test.
@@ -108,6 +113,7 @@ struct Config {
     window: usize,
     size: usize,
     pin: bool,
+    client_segmentation: bool,
     smoke_test: bool,
 }
 
@@ -128,6 +134,7 @@ impl Config {
             window: env_or("UDP_BENCH_WINDOW", 64usize).clamp(1, RING / 4),
             size: env_or("UDP_BENCH_SIZE", 64usize).clamp(HEADER, 65_507),
             pin: std::env::var_os("UDP_BENCH_NO_PIN").is_none(),
+            client_segmentation: std::env::var_os("UDP_BENCH_CLIENT_SENDMMSG").is_none(),
             smoke_test,
         }
     }
@@ -460,6 +467,49 @@ fn send_datagrams(fd: RawFd, buf: &[u8], size: usize, count: usize) -> io::Resul
     Ok(())
 }
 
+/// `UDP_SEGMENT` from `linux/udp.h` (not in the `libc` crate for this target).
+const UDP_SEGMENT: libc::c_int = 103;
+
+/// Makes every send of more than `size` bytes on `fd` leave as datagrams of `size` bytes
+/// (UDP generic segmentation offload); false if the kernel refuses.
+fn segment_sends(fd: RawFd, size: usize) -> bool {
+    let size = size as libc::c_int;
+    // SAFETY: UDP_SEGMENT reads one c_int from a pointer valid for its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+/// Sends `count` datagrams of `size` bytes, back to back in `buf`, on a connected socket
+/// set up by [`segment_sends`]: one `send` per 64 datagrams (the kernel's segment limit) or
+/// per 64 KB.
+fn send_segmented(fd: RawFd, buf: &[u8], size: usize, count: usize) -> io::Result<()> {
+    let per_send = (65_000 / size).clamp(1, 64);
+    let mut sent = 0;
+    while sent < count {
+        let n = (count - sent).min(per_send);
+        let chunk = &buf[sent * size..][..n * size];
+        // SAFETY: `chunk` is valid for reads of its length for the call.
+        let rc = unsafe { libc::send(fd, chunk.as_ptr().cast(), chunk.len(), 0) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        sent += n;
+    }
+    Ok(())
+}
+
 /// Waits (up to the socket's read timeout) for a datagram, then takes up to
 /// [`CLIENT_BATCH`] of those waiting in one `recvmmsg`: datagram `i` lands in
 /// `buf[i * size..][..size]` and its length (`usize::MAX` if it was cut) in `lens[i]`.
@@ -548,12 +598,16 @@ struct Client {
     send_buf: Vec<u8>,
     receive_buf: Vec<u8>,
     lens: [usize; CLIENT_BATCH],
+    /// Whether sends go out segmented ([`segment_sends`]) rather than by `sendmmsg`.
+    segmented: bool,
 }
 
 impl Client {
-    fn new(id: u32, server: SocketAddr, window: usize, size: usize) -> Client {
+    fn new(id: u32, server: SocketAddr, config: &Config) -> Client {
+        let (window, size) = (config.window, config.size);
         let socket = UdpSocket::bind("127.0.0.1:0").expect("binding a client socket");
         socket.connect(server).expect("connecting a client socket");
+        let segmented = config.client_segmentation && segment_sends(socket.as_raw_fd(), size);
         socket
             .set_read_timeout(Some(LOSS_TIMEOUT))
             .expect("setting a read timeout");
@@ -570,6 +624,7 @@ impl Client {
             send_buf: vec![0; CLIENT_BATCH * size],
             receive_buf: vec![0; CLIENT_BATCH * size],
             lens: [0; CLIENT_BATCH],
+            segmented,
         }
     }
 
@@ -585,8 +640,13 @@ impl Client {
                 // A datagram written off a whole ring ago is forgotten: it stays lost.
                 self.slots[seq as usize % RING] = Slot::InFlight;
             }
-            send_datagrams(self.socket.as_raw_fd(), &self.send_buf, self.size, count)
-                .unwrap_or_else(|e| panic!("client {}: send failed: {e}", self.id));
+            let fd = self.socket.as_raw_fd();
+            if self.segmented {
+                send_segmented(fd, &self.send_buf, self.size, count)
+            } else {
+                send_datagrams(fd, &self.send_buf, self.size, count)
+            }
+            .unwrap_or_else(|e| panic!("client {}: send failed: {e}", self.id));
             self.next_seq += count as u64;
             self.in_flight += count;
             self.outcome.sent += count as u64;
@@ -737,7 +797,7 @@ fn run_load(
     cpu: Option<usize>,
 ) -> RunOutcome {
     let clients: Vec<Client> = (0..config.clients)
-        .map(|id| Client::new(id as u32, server.addr, config.window, config.size))
+        .map(|id| Client::new(id as u32, server.addr, config))
         .collect();
     let start = Barrier::new(config.clients + 1);
     let stop = AtomicBool::new(false);
