@@ -1,5 +1,5 @@
-//! Driving a datagram handle (UDP, Unix datagram): one datagram per visit to `on_datagram`
-//! with its sender, queued datagrams flushed in `sendmmsg` batches, and errors that belong
+//! Driving a datagram handle (UDP, Unix datagram): up to 16 datagrams per visit, taken by
+//! one `recvmmsg` and handed to `on_datagram` one by one with their senders, queued datagrams flushed in `sendmmsg` batches, and errors that belong
 //! to single datagrams reported without closing the handle: `ECONNREFUSED` on a connected
 //! socket (an ICMP port unreachable for an earlier datagram) and, with the Errors option,
 //! each report read back from the socket error queue.
@@ -18,6 +18,9 @@ use crate::{Address, Error, Packet, Reactor, Token, Undeliverable};
 /// Error reports read from the error queue per visit: enough to drain it in practice, and a
 /// bound against a flood of ICMP holding the loop.
 const ERRORS_PER_VISIT: usize = 64;
+/// Datagrams taken per visit (one `recvmmsg`): the fairness unit of a datagram handle, as
+/// one read is a stream's.
+const DATAGRAMS_PER_VISIT: usize = 16;
 /// How much of a failed datagram's payload an error report carries.
 const ERROR_PAYLOAD: usize = 64 * 1024;
 
@@ -43,39 +46,75 @@ impl Reactor {
         if entry.wants_read() && ready.readable {
             if entry.options.get_manual_read() {
                 dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
+            } else if !entry.held.is_empty() {
+                self.deliver_held_datagrams(token);
+                // Then read what has arrived meanwhile, if anything is recorded.
+                if self
+                    .registry
+                    .entry(token)
+                    .is_some_and(|e| e.held.is_empty() && e.ready.readable)
+                {
+                    self.registry.schedule(token);
+                }
             } else {
-                self.receive_datagram(token);
+                self.receive_datagrams(token);
             }
         }
     }
 
-    /// Receives one datagram; more wait for the next round (edge triggering: until EAGAIN).
-    fn receive_datagram(&mut self, token: Token) {
+    /// Receives up to [`DATAGRAMS_PER_VISIT`] datagrams in one `recvmmsg` and hands them to
+    /// `on_datagram` one by one. A full batch means more may wait (the handle is visited
+    /// again next round); a short one means the socket is drained. If the handler pauses
+    /// reading part-way, the rest of the batch is held and delivered first on resume; if it
+    /// closes the handle, the rest is dropped with it, as the socket's queue would be.
+    fn receive_datagrams(&mut self, token: Token) {
         let Some(entry) = self.registry.entry_mut(token) else {
             return;
         };
-        let read_size = entry.options.get_read_size();
-        if self.read_buf.len() < read_size {
-            self.read_buf.resize(read_size, 0);
+        let slot = entry.options.get_read_size();
+        let area = slot * DATAGRAMS_PER_VISIT;
+        if self.read_buf.len() < area {
+            // Zeroed by the allocator: pages a datagram never reaches are never touched.
+            self.read_buf = vec![0; area];
         }
         let fd = entry
             .fd
             .as_ref()
             .expect("a datagram handle has a descriptor");
-        match sys::fd::recv_from(fd.as_fd(), &mut self.read_buf[..read_size]) {
-            Ok((size, from)) => {
-                let from = Address::from_sockaddr(from);
-                let delivered = size.min(read_size);
-                if size > read_size {
-                    self.registry
-                        .deferred
-                        .push_back(Deferred::Error(token, Error::Truncated { size, delivered }));
+        let mut received = std::mem::take(&mut self.received);
+        match sys::fd::recv_datagrams(fd.as_fd(), &mut self.read_buf[..area], slot, &mut received) {
+            Ok(()) => {
+                if received.len() < DATAGRAMS_PER_VISIT {
+                    entry.ready.readable = false;
+                } else {
+                    self.registry.schedule(token);
                 }
-                let data = &self.read_buf[..delivered];
-                dispatch(&mut self.registry, token, |h, ctx| {
-                    h.on_datagram(ctx, data, &from)
-                });
-                self.registry.schedule(token);
+                for (i, datagram) in received.iter().enumerate() {
+                    let delivered = datagram.len.min(slot);
+                    let data = &self.read_buf[i * slot..][..delivered];
+                    let from = Address::from_sockaddr(datagram.from.clone());
+                    match self.registry.entry_mut(token) {
+                        Some(entry) if entry.wants_read() => {}
+                        Some(entry) if entry.is_live() => {
+                            // Paused mid-batch: keep the rest for the resume.
+                            entry.held.push(data, Some(from));
+                            continue;
+                        }
+                        _ => break,
+                    }
+                    if datagram.truncated {
+                        self.registry.deferred.push_back(Deferred::Error(
+                            token,
+                            Error::Truncated {
+                                size: datagram.len,
+                                delivered,
+                            },
+                        ));
+                    }
+                    dispatch(&mut self.registry, token, |h, ctx| {
+                        h.on_datagram(ctx, data, &from)
+                    });
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.ready.readable = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.registry.schedule(token),
@@ -86,6 +125,32 @@ impl Reactor {
                     .push_back(Deferred::Error(token, Error::Io(e)));
                 self.registry.schedule(token);
             }
+        }
+        self.received = received;
+    }
+
+    /// Delivers datagrams held back by a pause, oldest first, until none is left or the
+    /// handler pauses (or closes) again.
+    fn deliver_held_datagrams(&mut self, token: Token) {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        let mut held = std::mem::take(&mut entry.held);
+        let mut delivered = 0;
+        for (data, from) in held.iter() {
+            if !self.registry.entry(token).is_some_and(|e| e.wants_read()) {
+                break;
+            }
+            let from =
+                Address::from_sockaddr(from.expect("held datagrams keep their sender").clone());
+            dispatch(&mut self.registry, token, |h, ctx| {
+                h.on_datagram(ctx, data, &from)
+            });
+            delivered += 1;
+        }
+        held.pop(delivered);
+        if let Some(entry) = self.registry.entry_mut(token) {
+            entry.held = held;
         }
     }
 

@@ -1,5 +1,6 @@
 //! The output queue of a datagram handle: whole datagrams waiting for the socket, each with
-//! its destination (none on a connected socket). Bytes live in one reusable arena and the
+//! its destination (none on a connected socket). The same structure holds received
+//! datagrams that a pause held back, each with its sender. Bytes live in one reusable arena and the
 //! queue holds ranges into it, so queueing does not allocate in steady state. A flush hands
 //! up to 64 messages (256 datagrams) to one `sendmmsg(2)`; on a UDP socket, runs of
 //! datagrams to one destination go as single segmented messages (`UDP_SEGMENT`), until the

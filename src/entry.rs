@@ -155,6 +155,9 @@ pub(crate) struct Entry {
     pub(crate) output: OutputQueue,
     /// A datagram handle's output queue.
     pub(crate) datagrams: DatagramQueue,
+    /// Datagrams received in a batch after the handler paused reading, delivered first on
+    /// resume.
+    pub(crate) held: DatagramQueue,
     /// The live framing state of a stream (a listener keeps only the template, in `options`).
     pub(crate) decoder: Option<Box<dyn Decoder>>,
     /// Received bytes not yet handed over (a record's incomplete start).
@@ -191,6 +194,7 @@ impl Entry {
             error_queue: false,
             pump: None,
             datagrams: DatagramQueue::default(),
+            held: DatagramQueue::default(),
             decoder,
             input: InputBuffer::default(),
             handler: None,

@@ -61,6 +61,8 @@ pub struct Reactor {
     pub(crate) read_buf: Vec<u8>,
     events: Vec<Readiness>,
     flushing: Vec<Token>,
+    /// Where a datagram handle's `recvmmsg` reports lengths and senders (reused).
+    pub(crate) received: Vec<crate::sys::fd::Received>,
     /// How long to poll without blocking before a wait (zero: off).
     busy_poll: Duration,
     /// Whether the last wait returned events (busy polling only follows a busy turn).
@@ -83,6 +85,7 @@ impl Reactor {
             read_buf: Vec::new(),
             events: Vec::with_capacity(1024),
             flushing: Vec::new(),
+            received: Vec::new(),
             busy_poll: Duration::ZERO,
             last_wait_busy: false,
         })

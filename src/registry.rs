@@ -487,7 +487,10 @@ impl Registry {
         let was = std::mem::replace(&mut entry.paused, paused);
         let resume = was
             && !paused
-            && (entry.ready.readable || entry.ready.read_closed || !entry.input.is_empty());
+            && (entry.ready.readable
+                || entry.ready.read_closed
+                || !entry.input.is_empty()
+                || !entry.held.is_empty());
         self.update_interest(token);
         if resume {
             // Edge triggering will not report readiness it already reported.

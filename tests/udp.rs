@@ -279,6 +279,67 @@ fn truncated_datagram_is_reported() {
     assert_eq!(seen.closed, None);
 }
 
+/// A burst is taken in one `recvmmsg`; a handler that pauses part-way through it gets the
+/// rest, in order, once it resumes, and nothing while paused.
+#[test]
+fn pausing_mid_batch_holds_the_rest_of_the_batch_until_resume() {
+    let mut reactor = Reactor::new().unwrap();
+    let seen = Shared::default();
+    let count = Rc::new(Cell::new(0));
+    let counted = count.clone();
+    let handler = Recorder::on_datagram(&seen, move |ctx, _data, _from| {
+        counted.set(counted.get() + 1);
+        if counted.get() == 3 {
+            ctx.pause_reading().unwrap();
+        }
+    });
+    let (token, addr) = bind_local(&mut reactor, Options::new(), handler);
+    let peer = udp_peer();
+    // All ten wait in the socket before the first turn: one batch.
+    for i in 0..10u8 {
+        peer.send_to(&[i], addr).unwrap();
+    }
+    run_until(&mut reactor, "three datagrams", |_| count.get() >= 3);
+    for _ in 0..3 {
+        reactor.run_once(Some(Duration::from_millis(20))).unwrap();
+    }
+    assert_eq!(count.get(), 3, "datagrams delivered while paused");
+
+    reactor.handle(token).unwrap().resume_reading().unwrap();
+    peer.send_to(&[10], addr).unwrap();
+    run_until(&mut reactor, "the rest and one more", |_| count.get() >= 11);
+    let got: Vec<u8> = seen.borrow().datagrams.iter().map(|(d, _)| d[0]).collect();
+    assert_eq!(got, (0..11).collect::<Vec<u8>>());
+    let from = peer.local_addr().unwrap();
+    assert!(seen
+        .borrow()
+        .datagrams
+        .iter()
+        .all(|(_, sender)| sender.as_inet() == Some(from)));
+}
+
+/// A handler that closes its handle part-way through a batch hears of no datagram after.
+#[test]
+fn closing_mid_batch_delivers_nothing_after_the_close() {
+    let mut reactor = Reactor::new().unwrap();
+    let seen = Shared::default();
+    let handler = Recorder::on_datagram(&seen, |ctx, data, _from| {
+        if data == [1] {
+            ctx.close();
+        }
+    });
+    let (_, addr) = bind_local(&mut reactor, Options::new(), handler);
+    let peer = udp_peer();
+    for i in 0..10u8 {
+        peer.send_to(&[i], addr).unwrap();
+    }
+    run_until(&mut reactor, "the close", |_| {
+        seen.borrow().closed.is_some()
+    });
+    let got: Vec<u8> = seen.borrow().datagrams.iter().map(|(d, _)| d[0]).collect();
+    assert_eq!(got, [0, 1]);
+}
+
 // ----- sending ---------------------------------------------------------------------------
 
 #[test]

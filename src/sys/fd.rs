@@ -102,31 +102,6 @@ pub(crate) fn write_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Re
     }
 }
 
-/// Receives one datagram into `buf`. Returns the datagram's real length (larger than
-/// `buf.len()` if it was truncated) and its sender.
-pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-    // SAFETY: `try_init` provides storage for the sender's address and its length, which
-    // recvfrom fills; `buf` is valid for writes of `buf.len()` bytes.
-    let (n, addr) = unsafe {
-        SockAddr::try_init(|storage, len| {
-            let n = libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-                storage.cast(),
-                len,
-            );
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        })?
-    };
-    Ok((n, addr))
-}
-
 /// Messages per `sendmmsg(2)` call.
 const SEND_MESSAGES: usize = 64;
 /// Datagrams per `sendmmsg(2)` call, counting each segment of a segmented message.
@@ -374,8 +349,9 @@ pub(crate) struct Received {
     pub(crate) from: SockAddr,
 }
 
-/// Blocks until at least one datagram arrives, then takes up to `slots` of them in one
-/// `recvmmsg(2)`: datagram `i` lands in `buf[i * slot..][..slot]`.
+/// Waits for the first datagram as the socket's mode says (a blocking socket blocks, a
+/// non-blocking one fails with `EAGAIN`), then takes up to `buf.len() / slot` of those
+/// waiting in one `recvmmsg(2)`: datagram `i` lands in `buf[i * slot..][..slot]`.
 pub(crate) fn recv_datagrams(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
