@@ -813,9 +813,15 @@ fn run_load(
         let echoed_bytes = workers
             .into_iter()
             .map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                worker.join().unwrap_or_else(|p| {
+                    let first = server.stats.first_error.lock().map(|e| e.clone());
+                    eprintln!(
+                        "load against {} failed; the server's first error: {:?}",
+                        server.kind.name(),
+                        first.unwrap_or_default()
+                    );
+                    std::panic::resume_unwind(p)
+                })
             })
             .collect();
         RunOutcome {
