@@ -358,6 +358,75 @@ fn redis_set_ex_then_ttl() {
 }
 
 #[test]
+fn redis_ttl_past_the_clock_is_an_error_not_a_crash() {
+    Server::redis().serve(|addr| {
+        let mut c = connect(addr);
+        let huge = i64::MAX.to_string();
+        ask(
+            &mut c,
+            &cmd(&["SET", "k", "v", "EX", &huge]),
+            b"-ERR invalid expire time in 'set' command\r\n",
+        );
+        ask(&mut c, &cmd(&["SET", "k", "v"]), OK);
+        ask(
+            &mut c,
+            &cmd(&["EXPIRE", "k", &huge]),
+            b"-ERR invalid expire time in 'expire' command\r\n",
+        );
+        // Same connection, key untouched.
+        ask(&mut c, &cmd(&["TTL", "k"]), b":-1\r\n");
+    });
+}
+
+#[test]
+fn redis_integers_are_read_as_redis_reads_them() {
+    Server::redis().serve(|addr| {
+        let mut c = connect(addr);
+        let error = b"-ERR value is not an integer or out of range\r\n";
+        for bad in ["+5", "05", "-0", " 5", "5 ", "", "-", "9223372036854775808"] {
+            ask(&mut c, &cmd(&["SET", "n", bad]), OK);
+            ask(&mut c, &cmd(&["INCR", "n"]), error);
+        }
+        ask(&mut c, &cmd(&["SET", "n", &i64::MIN.to_string()]), OK);
+        ask(&mut c, &cmd(&["DECR", "n"]), error);
+        ask(&mut c, &cmd(&["INCR", "n"]), b":-9223372036854775807\r\n");
+        ask(&mut c, &cmd(&["SET", "n", "0"]), OK);
+        ask(&mut c, &cmd(&["DECR", "n"]), b":-1\r\n");
+    });
+}
+
+/// Asks EXISTS until the key has expired.
+fn wait_until_gone(c: &mut TcpStream, key: &str) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        c.write_all(&cmd(&["EXISTS", key])).expect("write EXISTS");
+        if read_n(c, 4) == b":0\r\n" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{key} never expired");
+    }
+}
+
+#[test]
+fn redis_expired_keys_are_gone_for_every_command() {
+    Server::redis().serve(|addr| {
+        let mut c = connect(addr);
+        ask(&mut c, &cmd(&["MSET", "stays", "1", "goes", "2"]), OK);
+        ask(&mut c, &cmd(&["SET", "goes", "2", "PX", "1"]), OK);
+        wait_until_gone(&mut c, "goes");
+        ask(&mut c, &cmd(&["GET", "goes"]), NIL);
+        ask(&mut c, &cmd(&["TTL", "goes"]), b":-2\r\n");
+        ask(&mut c, &cmd(&["DEL", "goes"]), b":0\r\n");
+        ask(&mut c, &cmd(&["DBSIZE"]), b":1\r\n");
+        // INCR on an expired key starts again from zero, without the old TTL.
+        ask(&mut c, &cmd(&["SET", "goes", "41", "PX", "1"]), OK);
+        wait_until_gone(&mut c, "goes");
+        ask(&mut c, &cmd(&["INCR", "goes"]), b":1\r\n");
+        ask(&mut c, &cmd(&["TTL", "goes"]), b":-1\r\n");
+    });
+}
+
+#[test]
 fn redis_dbsize_and_flushall() {
     Server::redis().serve(|addr| {
         let mut c = connect(addr);
