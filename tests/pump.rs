@@ -706,6 +706,62 @@ fn unix_datagram_pump() {
     assert!(!server_path.exists(), "the pump's socket file is removed");
 }
 
+/// The pump's socket is blocking (its threads wait in `recvmmsg`), so the reactor's replies
+/// must not be: a peer that stops reading fills its queue (a Unix datagram socket takes
+/// `net.unix.max_dgram_qlen`, 10 by default), and the rest of the replies wait in the
+/// handle's queue while the reactor goes on; they leave once the peer reads again.
+#[test]
+fn replies_to_a_peer_that_does_not_read_wait_without_blocking_the_reactor() {
+    const COUNT: u32 = 40; // several times the peer's queue; fewer than the channel holds
+    let _pumps = shared_pumps();
+    let server_path = TempPath::new("server");
+    let client_path = TempPath::new("client");
+    let mut reactor = Reactor::new().unwrap();
+    let seen = Shared::default();
+    let pump = reactor
+        .pump(
+            format!("unix_dgram://{}", server_path.display()).as_str(),
+            PumpOptions::new(),
+            Recorder::echo(&seen),
+        )
+        .unwrap();
+    let client = UnixDatagram::bind(&*client_path).unwrap();
+    for seq in 0..COUNT {
+        client.send_to(&numbered(0, seq), &*server_path).unwrap();
+    }
+
+    run_until(&mut reactor, "every packet handled", |_| {
+        seen.borrow().packets.len() == COUNT as usize
+    });
+    let queued = reactor.handle(pump).unwrap().buflen();
+    assert!(
+        queued > 0,
+        "the peer reads nothing yet, so some replies must still be queued"
+    );
+
+    client.set_nonblocking(true).unwrap();
+    let mut echoes = Vec::new();
+    let mut buf = [0u8; 64];
+    run_until(&mut reactor, "every echo at the peer", |_| {
+        loop {
+            match client.recv(&mut buf) {
+                Ok(n) => echoes.push(parse_numbered(&buf[..n])),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("client receive: {e}"),
+            }
+        }
+        echoes.len() == COUNT as usize
+    });
+    let expected: Vec<(u32, u32)> = (0..COUNT).map(|seq| (0, seq)).collect();
+    assert_eq!(echoes, expected, "every reply, once, in order");
+    assert_eq!(reactor.handle(pump).unwrap().buflen(), 0);
+    assert!(
+        seen.borrow().errors.is_empty(),
+        "{:?}",
+        seen.borrow().errors
+    );
+}
+
 // ----- closing ---------------------------------------------------------------------------
 
 #[test]

@@ -134,7 +134,8 @@ pub(crate) struct SendFailure {
 }
 
 /// Sends datagrams — `(payload, destination)`, no destination on a connected socket — in
-/// one `sendmmsg(2)` with `MSG_NOSIGNAL`: up to 64 messages and 256 datagrams. Returns how
+/// one `sendmmsg(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT` (never blocking, even on a blocking
+/// socket): up to 64 messages and 256 datagrams. Returns how
 /// many datagrams were sent; a failure means the first message failed.
 ///
 /// With `segment` (UDP sockets on Linux), a run of consecutive datagrams to the same
@@ -222,7 +223,9 @@ pub(crate) fn send_datagrams<'a>(
             fd.as_raw_fd(),
             headers.as_mut_ptr(),
             messages as u32,
-            libc::MSG_NOSIGNAL,
+            // MSG_DONTWAIT: a pump's socket stays blocking for its receive threads, and
+            // the reactor thread must never wait on a peer's full queue.
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
         )
     };
     if n < 0 {
