@@ -81,6 +81,26 @@ impl<'a> Context<'a> {
         self.registry.send_to(self.token, to, data)
     }
 
+    /// This pump's counters (`None` if the handle is not a pump). In `on_closing` and
+    /// `on_close` they are the final ones: the threads have stopped, and what was still
+    /// queued is counted in [`PumpStats::dropped`](crate::PumpStats::dropped).
+    ///
+    /// ```
+    /// use eventmux::{CloseReason, Context, Handler};
+    ///
+    /// struct Counted;
+    /// impl Handler for Counted {
+    ///     fn on_close(&mut self, ctx: &mut Context<'_>, _: CloseReason) {
+    ///         if let Some(stats) = ctx.pump_stats() {
+    ///             eprintln!("{} received, {} dropped", stats.received, stats.dropped);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn pump_stats(&self) -> Option<crate::PumpStats> {
+        self.registry.pump_stats(self.token)
+    }
+
     /// What is queued and not yet written (EventMux's `buflen`): bytes for a stream,
     /// datagrams for a datagram handle.
     pub fn buflen(&self) -> usize {

@@ -146,8 +146,15 @@ impl Registry {
         Ok(token)
     }
 
+    /// A live pump's counters, or the final ones of the pump being finalized.
     pub(crate) fn pump_stats(&self, token: Token) -> Option<PumpStats> {
-        self.entry(token)?.pump.as_ref().map(Pump::stats)
+        match self.entry(token) {
+            Some(entry) => entry.pump.as_ref().map(Pump::stats),
+            None => self
+                .closed_pump
+                .filter(|&(closed, _)| closed == token)
+                .map(|(_, stats)| stats),
+        }
     }
 }
 

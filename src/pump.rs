@@ -14,9 +14,9 @@
 //! - A full channel blocks the thread (default: nothing is lost in user space; the kernel's
 //!   socket buffer absorbs the rest) or drops the batch and counts it.
 //! - Closing the pump handle (or dropping the reactor) sets a stop flag, shuts the sockets
-//!   down (which wakes threads blocked in `recvmmsg`), closes the channel (which wakes
-//!   threads blocked sending) and joins every thread. Batches still queued are counted as
-//!   dropped.
+//!   down (which wakes threads blocked in `recvmmsg`), drains the channel until every
+//!   thread has finished (which frees threads blocked sending) and joins every thread.
+//!   Batches still queued are counted as dropped before `on_close`.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -215,7 +215,9 @@ impl Packet {
     }
 }
 
-/// A pump's counters, read with [`Reactor::pump_stats`](crate::Reactor::pump_stats).
+/// A pump's counters, read with [`Reactor::pump_stats`](crate::Reactor::pump_stats) or,
+/// from its own handler, [`Context::pump_stats`](crate::Context::pump_stats); in `on_close`
+/// the latter gives the final counts, after the threads have stopped.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PumpStats {
     /// Datagrams the threads received.
@@ -223,7 +225,7 @@ pub struct PumpStats {
     /// Packets handed to `on_packet`.
     pub delivered: u64,
     /// Datagrams dropped in user space: a full channel under [`WhenFull::Drop`], or still
-    /// queued when the pump closed.
+    /// queued when the pump closed (counted before `on_close`).
     pub dropped: u64,
     /// Datagrams larger than the buffer size (delivered cut).
     pub truncated: u64,
@@ -311,8 +313,20 @@ impl Pump {
         self.counters.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Stops and joins the threads (see `Drop`); the final counters.
+    pub(crate) fn finish(self) -> PumpStats {
+        let counters = self.counters.clone();
+        drop(self);
+        Counters::snapshot(&counters)
+    }
+
     pub(crate) fn stats(&self) -> PumpStats {
-        let c = &self.counters;
+        Counters::snapshot(&self.counters)
+    }
+}
+
+impl Counters {
+    fn snapshot(c: &Counters) -> PumpStats {
         PumpStats {
             received: c.received.load(Ordering::Relaxed),
             delivered: c.delivered.load(Ordering::Relaxed),
@@ -324,22 +338,34 @@ impl Pump {
 }
 
 impl Drop for Pump {
+    /// Stops the threads and joins them, counting every batch still queued as dropped,
+    /// including those a thread was still blocked sending when the stop came.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         for socket in &self.sockets {
             // Wakes threads blocked in recvmmsg (it returns at once after a shutdown).
             let _ = socket.shutdown(std::net::Shutdown::Read);
         }
-        // Closing the channel wakes threads blocked on a full one; count what was queued.
-        if let Some(batches) = self.batches.take() {
-            let queued: usize = batches.try_iter().map(|b| b.packets.len()).sum();
-            self.count_dropped(queued as u64);
+        let Some(batches) = self.batches.take() else {
+            return;
+        };
+        // Drain while threads finish: a thread blocked on a full channel gets room, sends,
+        // sees the stop flag and exits. Receiving with a timeout sleeps rather than spins.
+        let mut queued = 0;
+        while !self.threads.iter().all(JoinHandle::is_finished) {
+            let pause = std::time::Duration::from_millis(1);
+            if let Ok(batch) = batches.recv_timeout(pause) {
+                queued += batch.packets.len();
+            }
         }
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 log::error!("a pump thread panicked");
             }
         }
+        // Every sender is gone now: this is the last of it.
+        queued += batches.try_iter().map(|b| b.packets.len()).sum::<usize>();
+        self.count_dropped(queued as u64);
     }
 }
 

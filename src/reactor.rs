@@ -454,8 +454,10 @@ impl Reactor {
                     let Some(mut entry) = self.registry.take(token) else {
                         continue;
                     };
-                    // Stop and join a pump's threads before its handler hears of the close.
-                    drop(entry.pump.take());
+                    // Stop and join a pump's threads before its handler hears of the close;
+                    // its final counters stay readable through the context until then.
+                    let final_stats = entry.pump.take().map(|pump| pump.finish());
+                    self.registry.closed_pump = final_stats.map(|stats| (token, stats));
                     self.registry.pumps.retain(|&t| t != token);
                     let missing = entry.drop_output();
                     drop(entry.fd.take());
@@ -486,6 +488,7 @@ impl Reactor {
                     call(&mut self.registry, token, &mut *handler, |h, ctx| {
                         h.on_close(ctx, reason)
                     });
+                    self.registry.closed_pump = None;
                 }
             }
         }

@@ -72,6 +72,8 @@ pub(crate) struct Registry {
     pub(crate) pumps: Vec<Token>,
     /// Other threads' work was left for the next turn (the per-turn bound was reached).
     pub(crate) handoffs_left: bool,
+    /// The final counters of the pump being finalized, for its `on_closing`/`on_close`.
+    pub(crate) closed_pump: Option<(Token, crate::PumpStats)>,
     next_generation: u32,
 }
 
@@ -91,6 +93,7 @@ impl Registry {
             remote: None,
             pumps: Vec::new(),
             handoffs_left: false,
+            closed_pump: None,
             next_generation: 0,
         }
     }

@@ -801,6 +801,56 @@ fn closing_a_pump_joins_its_threads() {
     assert_eq!(seen.packets.len(), 1);
 }
 
+/// Records the pump's counters as its handler sees them in `on_close`.
+struct FinalStats(Rc<RefCell<Option<PumpStats>>>);
+
+impl Handler for FinalStats {
+    fn on_close(&mut self, ctx: &mut Context<'_>, _: CloseReason) {
+        *self.0.borrow_mut() = ctx.pump_stats();
+    }
+}
+
+/// Packets still in the channel, and the batch a thread is blocked handing over, when the
+/// pump closes are counted as dropped before `on_close`, which reads the final counters:
+/// every received datagram is either delivered or dropped.
+#[test]
+fn packets_queued_at_close_are_counted_before_on_close() {
+    let _pumps = shared_pumps();
+    let mut reactor = Reactor::new().unwrap();
+    let last = Rc::new(RefCell::new(None));
+    // One packet per batch, one batch in the channel: the second packet leaves the thread
+    // blocked in its send, since the reactor is not run until the close.
+    let options = PumpOptions::new().batch(1).capacity(1);
+    let (pump, addr) = pump_local(&mut reactor, options, Box::new(FinalStats(last.clone())));
+    let sender = udp_peer();
+    for seq in 0..8 {
+        sender.send_to(&numbered(0, seq), addr).unwrap();
+    }
+    let start = Instant::now();
+    while reactor.pump_stats(pump).unwrap().received < 2 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the thread never took two packets"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+
+    reactor.handle(pump).unwrap().kill();
+    reactor.run_once(Some(Duration::ZERO)).unwrap();
+    let stats = last.borrow().expect("on_close saw the pump's counters");
+    assert_eq!(stats.delivered, 0, "{stats:?}");
+    assert!(
+        stats.dropped >= 2,
+        "the queued and the blocked batch: {stats:?}"
+    );
+    assert_eq!(stats.received, stats.delivered + stats.dropped, "{stats:?}");
+    assert_eq!(
+        reactor.pump_stats(pump),
+        None,
+        "the pump is gone after on_close"
+    );
+}
+
 /// The threads run under `SCHED_BATCH` by default, so that a packet arriving while the
 /// reactor holds a shared CPU does not preempt it (see `PumpOptions::batch_scheduling`);
 /// turned off, they keep the default policy.
