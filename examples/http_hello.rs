@@ -36,6 +36,9 @@ struct Request {
     found: bool,
     head_only: bool,
     keep_alive: bool,
+    /// HTTP/1.0: keep-alive is not the default, so a response that keeps the connection
+    /// open must say so.
+    http10: bool,
 }
 
 fn parse(record: &[u8]) -> Option<Request> {
@@ -45,16 +48,14 @@ fn parse(record: &[u8]) -> Option<Request> {
     request.parse(record).ok()?;
     let method = request.method?;
     let http11 = request.version? == 1;
-    let connection = request
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("connection"))
-        .map(|h| h.value);
+    // Every Connection header counts (RFC 9110 §5.3: repeated fields are one list).
     let says = |word: &[u8]| {
-        connection.is_some_and(|v| {
-            v.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(word))
-        })
+        request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(word))
     };
     Some(Request {
         found: (method == "GET" || method == "HEAD") && request.path? == "/",
@@ -62,30 +63,46 @@ fn parse(record: &[u8]) -> Option<Request> {
         keep_alive: if http11 {
             !says(b"close")
         } else {
-            says(b"keep-alive")
+            says(b"keep-alive") && !says(b"close")
         },
+        http10: !http11,
     })
 }
 
+/// How to shape a response.
+#[derive(Copy, Clone)]
+struct Reply {
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
+}
+
+impl Reply {
+    /// A response after which the connection closes (a bad request).
+    const CLOSE: Reply = Reply {
+        head_only: false,
+        keep_alive: false,
+        http10: false,
+    };
+}
+
 impl Connection {
-    fn respond(
-        &mut self,
-        ctx: &mut Context<'_>,
-        status: &str,
-        body: &[u8],
-        head_only: bool,
-        keep_alive: bool,
-    ) {
+    fn respond(&mut self, ctx: &mut Context<'_>, status: &str, body: &[u8], how: Reply) {
+        let connection = match (how.keep_alive, how.http10) {
+            (false, _) => "Connection: close\r\n",
+            (true, true) => "Connection: keep-alive\r\n",
+            (true, false) => "",
+        };
         let head = &mut self.head;
         head.clear();
         let _ = write!(
             head,
-        "HTTP/1.1 {status}\r\nServer: eventmux\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
-        body.len(),
-            if keep_alive { "" } else { "Connection: close\r\n" }
+            "HTTP/1.1 {status}\r\nServer: eventmux\r\nContent-Type: text/plain\r\n\
+             Content-Length: {}\r\n{connection}\r\n",
+            body.len(),
         );
         let _ = ctx.send(head);
-        if !head_only {
+        if !how.head_only {
             let _ = ctx.send(body);
         }
     }
@@ -94,20 +111,19 @@ impl Connection {
 impl Handler for Connection {
     fn on_read(&mut self, ctx: &mut Context<'_>, record: &[u8]) {
         let Some(request) = parse(record) else {
-            self.respond(ctx, "400 Bad Request", b"", false, false);
+            self.respond(ctx, "400 Bad Request", b"", Reply::CLOSE);
             ctx.close();
             return;
         };
+        let how = Reply {
+            head_only: request.head_only,
+            keep_alive: request.keep_alive,
+            http10: request.http10,
+        };
         if request.found {
-            self.respond(ctx, "200 OK", BODY, request.head_only, request.keep_alive);
+            self.respond(ctx, "200 OK", BODY, how);
         } else {
-            self.respond(
-                ctx,
-                "404 Not Found",
-                NOT_FOUND,
-                request.head_only,
-                request.keep_alive,
-            );
+            self.respond(ctx, "404 Not Found", NOT_FOUND, how);
         }
         if !request.keep_alive {
             ctx.close(); // after the response is flushed
@@ -117,7 +133,7 @@ impl Handler for Connection {
     fn on_error(&mut self, ctx: &mut Context<'_>, error: &Error) {
         // A request framing could not make sense of (or too large): still open for this.
         if let Error::Frame(_) | Error::InputLimit { .. } = error {
-            self.respond(ctx, "400 Bad Request", b"", false, false);
+            self.respond(ctx, "400 Bad Request", b"", Reply::CLOSE);
         }
     }
 }

@@ -602,6 +602,9 @@ const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nServer: eventmux\r\nContent-Type: text
 Content-Length: 14\r\n\r\nHello, world!\n";
 const HELLO_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: eventmux\r\nContent-Type: text/plain\r\n\
 Content-Length: 14\r\nConnection: close\r\n\r\nHello, world!\n";
+const HELLO_KEEP_ALIVE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nServer: eventmux\r\nContent-Type: text/plain\r\n\
+Content-Length: 14\r\nConnection: keep-alive\r\n\r\nHello, world!\n";
 const NOT_FOUND: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: eventmux\r\n\
 Content-Type: text/plain\r\nContent-Length: 10\r\n\r\nNot Found\n";
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: eventmux\r\n\
@@ -696,8 +699,22 @@ fn http_10_with_keep_alive_stays_open() {
     Server::http().serve(|addr| {
         let mut c = connect(addr);
         let request = b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
-        ask(&mut c, request, HELLO);
-        ask(&mut c, request, HELLO);
+        // An HTTP/1.0 client only keeps the connection if the response says so.
+        ask(&mut c, request, HELLO_KEEP_ALIVE);
+        ask(&mut c, request, HELLO_KEEP_ALIVE);
+    });
+}
+
+#[test]
+fn http_every_connection_header_counts() {
+    Server::http().serve(|addr| {
+        let mut c = connect(addr);
+        let request =
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nconnection: CLOSE\r\n\r\n";
+        ask_then_eof(&mut c, request, HELLO_CLOSE);
+        let mut c = connect(addr);
+        let request = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n";
+        ask_then_eof(&mut c, request, HELLO_CLOSE);
     });
 }
 
