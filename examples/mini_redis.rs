@@ -127,24 +127,26 @@ impl Decoder for Resp {
     }
 }
 
-/// Splits a request into argument ranges (into `args`, reused); `Err` names what is wrong.
-fn parse(request: &[u8], args: &mut Vec<Range<usize>>) -> Result<(), &'static str> {
+/// Where a parsed request's arguments lie.
+enum ArgsIn {
+    /// In the request itself (RESP: every argument is a slice of it).
+    Request,
+    /// In the connection's scratch buffer: an inline command, whose quotes and escapes
+    /// make arguments that are not slices of the line.
+    Scratch,
+}
+
+/// Splits a request into argument ranges (into `args`, reused; an inline command's
+/// arguments are decoded into `scratch`); `Err` names what is wrong.
+fn parse(
+    request: &[u8],
+    args: &mut Vec<Range<usize>>,
+    scratch: &mut Vec<u8>,
+) -> Result<ArgsIn, &'static str> {
     args.clear();
     if request[0] != b'*' {
-        let line = request.strip_suffix(b"\n").unwrap_or(request);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut start = None;
-        for (i, &b) in line.iter().chain(std::iter::once(&b' ')).enumerate() {
-            match (b == b' ' || b == b'\t', start) {
-                (true, Some(s)) => {
-                    args.push(s..i);
-                    start = None;
-                }
-                (false, None) => start = Some(i),
-                _ => {}
-            }
-        }
-        return Ok(());
+        split_inline(request, args, scratch)?;
+        return Ok(ArgsIn::Scratch);
     }
     let (count, mut at) = number_line(request, 0).ok_or("incomplete request")?;
     let count = count.map_err(|_| "invalid multibulk length")?;
@@ -166,7 +168,88 @@ fn parse(request: &[u8], args: &mut Vec<Range<usize>>) -> Result<(), &'static st
         args.push(after..after + len);
         at = after + len + 2;
     }
-    Ok(())
+    Ok(ArgsIn::Request)
+}
+
+/// Splits an inline command line as Redis does (`sdssplitargs`): words separated by white
+/// space; `"..."` with the escapes `\n \r \t \b \a \xHH` (any other escaped byte stands
+/// for itself); `'...'` where only `\'` is an escape. A closing quote must end its word.
+fn split_inline(
+    line: &[u8],
+    args: &mut Vec<Range<usize>>,
+    out: &mut Vec<u8>,
+) -> Result<(), &'static str> {
+    const UNBALANCED: &str = "unbalanced quotes in request";
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    out.clear();
+    let mut i = 0;
+    loop {
+        while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let Some(&first) = line.get(i) else {
+            return Ok(());
+        };
+        let start = out.len();
+        if first == b'"' || first == b'\'' {
+            i += 1;
+            loop {
+                let Some(&b) = line.get(i) else {
+                    return Err(UNBALANCED);
+                };
+                let next = line.get(i + 1).copied();
+                match (first, b, next) {
+                    (b'"', b'\\', Some(b'x')) => {
+                        match (
+                            line.get(i + 2).and_then(|&h| hex(h)),
+                            line.get(i + 3).and_then(|&l| hex(l)),
+                        ) {
+                            (Some(h), Some(l)) => {
+                                out.push(h << 4 | l);
+                                i += 4;
+                            }
+                            _ => {
+                                out.push(b'x');
+                                i += 2;
+                            }
+                        }
+                    }
+                    (b'"', b'\\', Some(escaped)) => {
+                        out.push(match escaped {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                        i += 2;
+                    }
+                    (b'\'', b'\\', Some(b'\'')) => {
+                        out.push(b'\'');
+                        i += 2;
+                    }
+                    (quote, b, _) if b == quote => {
+                        i += 1;
+                        if line.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
+                            return Err(UNBALANCED);
+                        }
+                        break;
+                    }
+                    (_, b, _) => {
+                        out.push(b);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while let Some(&b) = line.get(i).filter(|b| !b.is_ascii_whitespace()) {
+                out.push(b);
+                i += 1;
+            }
+        }
+        args.push(start..out.len());
+    }
 }
 
 // ----- the keyspace -------------------------------------------------------------------
@@ -330,6 +413,8 @@ fn push_decimal(out: &mut Vec<u8>, n: i64) {
 struct Client {
     db: Rc<RefCell<Db>>,
     args: Vec<Range<usize>>,
+    /// An inline command's decoded arguments.
+    scratch: Vec<u8>,
     reply: Reply,
 }
 
@@ -540,13 +625,16 @@ impl Client {
 impl Handler for Client {
     fn on_read(&mut self, ctx: &mut Context<'_>, request: &[u8]) {
         self.reply.0.clear();
-        let keep = match parse(request, &mut self.args) {
-            Ok(()) => self.run(request),
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let keep = match parse(request, &mut self.args, &mut scratch) {
+            Ok(ArgsIn::Request) => self.run(request),
+            Ok(ArgsIn::Scratch) => self.run(&scratch),
             Err(why) => {
                 self.reply.error(&format!("ERR Protocol error: {why}"));
                 false
             }
         };
+        self.scratch = scratch;
         // Pipelined requests' replies join the same write at the end of the turn.
         let _ = ctx.send(&self.reply.0);
         if !keep {
@@ -572,6 +660,7 @@ impl Handler for Server {
         Some(Box::new(Client {
             db: self.db.clone(),
             args: Vec::new(),
+            scratch: Vec::new(),
             reply: Reply::default(),
         }))
     }

@@ -493,6 +493,32 @@ fn redis_inline_commands() {
 }
 
 #[test]
+fn redis_inline_commands_take_quotes_and_escapes_as_redis_does() {
+    Server::redis().serve(|addr| {
+        let mut c = connect(addr);
+        ask(&mut c, b"SET k \"a b\"\r\n", OK);
+        ask(&mut c, b"GET k\r\n", &bulk("a b"));
+        ask(&mut c, b"SET k \"tab\\there\\x41\\\"\"\r\n", OK);
+        ask(&mut c, b"GET k\r\n", &bulk("tab\there\x41\""));
+        ask(&mut c, b"SET k 'it\\'s \\n'\r\n", OK);
+        ask(&mut c, b"GET k\r\n", &bulk("it's \\n"));
+        ask(&mut c, b"ECHO \"\"\r\n", b"$0\r\n\r\n");
+        // A quote left open, or one closed inside a word, ends the connection.
+        ask_then_eof(
+            &mut c,
+            b"SET k \"open\r\n",
+            b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        );
+        let mut c = connect(addr);
+        ask_then_eof(
+            &mut c,
+            b"SET k \"a\"b\r\n",
+            b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        );
+    });
+}
+
+#[test]
 fn redis_quit_replies_ok_and_closes() {
     Server::redis().serve(|addr| {
         let mut c = connect(addr);
