@@ -16,18 +16,26 @@
 # target/compare/results.md (with every run and its CPU shares) and
 # target/compare/results.svg (a bar chart of the ratios).
 #
-#   scripts/compare.sh                             # about 10 minutes
+#   scripts/compare.sh                             # about 14 minutes
 #   COMPARE_SECS=3 COMPARE_ROUNDS=3 scripts/compare.sh
 #
-# COMPARE_SECS (5): seconds per measured run; COMPARE_ROUNDS (3): runs per server and row;
-# COMPARE_ONLY (redis,http,echo): sections to run. Missing tools (redis-server,
+# The ratio of a row is the median, over the rounds, of eventmux's run divided by the
+# peer's run of the same round. The runs of one round follow each other, so they share
+# whatever the machine was doing then; on a shared virtual machine, whose speed drifts by
+# 10-20% from minute to minute, pairing them is what keeps that drift out of the ratio.
+#
+# COMPARE_SECS (5): seconds per measured run; COMPARE_ROUNDS (5): runs per server and row;
+# COMPARE_ONLY (redis,http,echo): sections to run; COMPARE_BUSY_POLL_US (unset): passed to
+# mini_redis and http_hello as --busy-poll-us (they busy-poll 200 us by default; the peers
+# do not, so `COMPARE_BUSY_POLL_US=0` shows what that is worth). Missing tools (redis-server,
 # redis-benchmark, nginx, wrk, taskset) are installed with apt-get; a section whose tools
 # cannot be had is skipped with a note. Logs of every server and tool are in target/compare.
 set -euo pipefail
 
 SECS=${COMPARE_SECS:-5}
-ROUNDS=${COMPARE_ROUNDS:-3}
+ROUNDS=${COMPARE_ROUNDS:-5}
 ONLY=${COMPARE_ONLY:-redis,http,echo}
+BUSY_POLL_US=${COMPARE_BUSY_POLL_US:-}
 SERVER_CPU=0
 CLIENT_CPU=1
 CONNS=50
@@ -35,11 +43,20 @@ CONNS=50
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$ROOT/target/compare
 BIN=$ROOT/target/release/examples
-RUNS=$OUT/runs.tsv # case, server, req/s, CPU of server, client, others: one per run
+RUNS=$OUT/runs.tsv # case, server, req/s, CPU of server, client, others, round: one per run
 ROWS=$OUT/rows.tsv # label, case, eventmux server, peer server: one line per table row
 
 case $SECS in '' | *[!0-9]*) echo "COMPARE_SECS must be a whole number of seconds" >&2 && exit 2 ;; esac
 case $ROUNDS in '' | *[!0-9]* | 0) echo "COMPARE_ROUNDS must be a positive number" >&2 && exit 2 ;; esac
+case $BUSY_POLL_US in *[!0-9]*) echo "COMPARE_BUSY_POLL_US must be a whole number of microseconds" >&2 && exit 2 ;; esac
+# Extra arguments for the eventmux servers that busy-poll (mini_redis, http_hello).
+BUSY_POLL_ARGS=()
+BUSY_POLL_NOTE="mini_redis and http_hello busy-poll 200 us (their default)"
+if [ -n "$BUSY_POLL_US" ]; then
+    BUSY_POLL_ARGS=(--busy-poll-us "$BUSY_POLL_US")
+    BUSY_POLL_NOTE="mini_redis and http_hello busy-poll $BUSY_POLL_US us"
+    [ "$BUSY_POLL_US" = 0 ] && BUSY_POLL_NOTE="no busy polling"
+fi
 
 mkdir -p "$OUT"
 : >"$RUNS"
@@ -154,13 +171,14 @@ wait_port() {
     return 1
 }
 
-# start_example NAME: runs target/release/examples/NAME on 127.0.0.1:0 (pinned) and sets
-# ADDR to the address it prints ("listening on ADDR") and PID[NAME] to its process id.
+# start_example NAME [ARG...]: runs target/release/examples/NAME on 127.0.0.1:0 (pinned),
+# with ARGs after the address, and sets ADDR to the address it prints ("listening on
+# ADDR") and PID[NAME] to its process id.
 ADDR=
 declare -A PID
 start_example() {
     local log=$OUT/$1.log
-    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$BIN/$1" 127.0.0.1:0 >"$log" 2>&1 &
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$BIN/$1" 127.0.0.1:0 "${@:2}" >"$log" 2>&1 &
     PIDS+=($!)
     local pid=$!
     PID[$1]=$pid
@@ -223,7 +241,9 @@ measure() {
     done
 }
 
-# record CASE SERVER REQS: one measured run, with the CPU shares of the last `measure`.
+# record CASE SERVER REQS: one measured run of round $ROUND, with the CPU shares of the
+# last `measure`.
+ROUND=0
 record() {
     if ! [[ $3 =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
         say "note: no result for $2 in '$1' (see the logs in $OUT)"
@@ -231,7 +251,7 @@ record() {
     fi
     local server client other
     read -r server client other <<<"$CPU"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$server" "$client" "$other" >>"$RUNS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$server" "$client" "$other" "$ROUND" >>"$RUNS"
 }
 
 # row LABEL CASE EVENTMUX_SERVER PEER_SERVER: a line of the final table.
@@ -266,7 +286,7 @@ redis_section() {
         say "skipping mini_redis vs redis-server"
         return 0
     fi
-    start_example mini_redis
+    start_example mini_redis ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
     local mini_port=${ADDR##*:}
     local port
     port=$(free_port)
@@ -287,6 +307,7 @@ redis_section() {
         requests=$(awk -v r="${rate:-0}" -v s="$SECS" 'BEGIN { n = int(r * s); print (n < 10000 ? 10000 : n) }')
         local round server server_port test reqs
         for ((round = 0; round < ROUNDS; round++)); do
+            ROUND=$round
             for server in $(rotate "$round" mini_redis redis-server); do
                 say "round $((round + 1))/$ROUNDS: $server, redis-benchmark -P $pipeline -n $requests"
                 server_port=$([ "$server" = mini_redis ] && echo "$mini_port" || echo "$port")
@@ -335,7 +356,7 @@ http_section() {
         say "skipping http_hello vs nginx"
         return 0
     fi
-    start_example http_hello
+    start_example http_hello ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
     local hello_port=${ADDR##*:}
     local port
     port=$(free_port)
@@ -382,6 +403,7 @@ EOF
     wrk_run "$port" 1 >/dev/null
     local round server
     for ((round = 0; round < ROUNDS; round++)); do
+        ROUND=$round
         for server in $(rotate "$round" http_hello nginx); do
             say "round $((round + 1))/$ROUNDS: $server, wrk -t1 -c$CONNS -d${SECS}s"
             if [ "$server" = http_hello ]; then
@@ -408,6 +430,7 @@ echo_section() {
     local depth round
     for depth in 1 16; do
         for ((round = 0; round < ROUNDS; round++)); do
+            ROUND=$round
             for server in $(rotate "$round" echo tokio_echo mio_echo); do
                 say "round $((round + 1))/$ROUNDS: $server, echo_load depth $depth"
                 measure "${PID[$server]}" "${CLIENT[@]}" "$BIN/echo_load" "${addr[$server]}" \
@@ -431,6 +454,17 @@ median() {
             END { if (NR % 2) printf f, v[(NR + 1) / 2]; else if (NR) printf f, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# paired_ratio CASE A B: the median over rounds of A's req/s over B's in the same round
+# (rounds where both have a result), "-" if there is none.
+paired_ratio() {
+    awk -F'\t' -v c="$1" -v a="$2" -v b="$3" '
+        $1 == c && $2 == a { ra[$7] = $3 }
+        $1 == c && $2 == b { rb[$7] = $3 }
+        END { for (r in ra) if ((r in rb) && rb[r] > 0) print ra[r] / rb[r] }' "$RUNS" |
+        sort -g | awk '{ v[NR] = $1 }
+            END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else if (NR) printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "-" }'
+}
+
 # runs CASE SERVER: every run's req/s (CPU of server/client/others), in the order measured.
 runs() {
     awk -F'\t' -v c="$1" -v s="$2" '$1 == c && $2 == s {
@@ -444,14 +478,15 @@ report() {
     while IFS=$'\t' read -r label case emux peer; do
         a=$(median "$case" "$emux")
         b=$(median "$case" "$peer")
-        ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }')
+        ratio=$(paired_ratio "$case" "$emux" "$peer")
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "${a:--}" "${b:--}" "$ratio" \
             "$(runs "$case" "$emux")" "$(runs "$case" "$peer")" \
             "$(median "$case" "$emux" 4 %.2f)" "$(median "$case" "$peer" 4 %.2f)" >>"$table"
     done <"$ROWS"
 
     echo
-    echo "eventmux vs peers: median of $ROUNDS x ${SECS} s runs, $PINNING"
+    echo "eventmux vs peers: median of $ROUNDS x ${SECS} s runs, $PINNING; $BUSY_POLL_NOTE"
+    echo "(ratio: median over rounds of eventmux / peer within the round)"
     awk -F'\t' '
         BEGIN { printf "%-46s %15s %15s %8s\n", "row", "eventmux req/s", "peer req/s", "ratio"
                 printf "%-46s %15s %15s %8s\n", "---", "--------------", "----------", "-----" }
@@ -461,8 +496,10 @@ report() {
         echo "# eventmux compared with its peers"
         echo
         echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)),"
-        echo "$PINNING; median of $ROUNDS runs of ${SECS} s per server and row, alternating."
-        echo "Ratio: eventmux req/s over the peer's (above 1: eventmux is faster)."
+        echo "$PINNING; median of $ROUNDS runs of ${SECS} s per server and row, alternating;"
+        echo "$BUSY_POLL_NOTE."
+        echo "Ratio: the median over rounds of eventmux's req/s over the peer's in the same round"
+        echo "(above 1: eventmux is faster). The req/s columns are each server's median run."
         echo
         echo "CPU columns: the share of one CPU the server used during the runs (median). Well"
         echo "below 1.00 means the load generator, not the server, set the pace; the load"
