@@ -1,8 +1,9 @@
 //! The reactor's side of the work other threads hand it: [`Remote`] commands and pump
-//! batches. Both arrive through bounded channels and one shared [`Waker`]; when the waker's
-//! eventfd fires, the reactor resets it and drains, a bounded amount per turn so that a
-//! flood from other threads cannot starve the sockets (what is left is taken next turn,
-//! which then does not wait).
+//! batches. Both arrive through bounded channels and one shared [`Waker`]. Every turn,
+//! before its wait, the reactor arms the waker and looks at the channels
+//! ([`Registry::look_for_handoffs`]); when the eventfd fires, or that look found work, it drains, a
+//! bounded amount per turn so that a flood from other threads cannot starve the sockets
+//! (what is left is taken next turn, which then does not wait).
 
 use std::io;
 use std::os::fd::AsFd;
@@ -146,6 +147,27 @@ impl Registry {
         Ok(token)
     }
 
+    /// Arms the waker, so that producers signal from now on, then looks at the channels:
+    /// work already waiting is taken this turn (`handoffs_left`, so the wait does not
+    /// block) and the waker is disarmed again. Done every turn, busy or not: a flag left up
+    /// would keep producers from signalling, and their work would wait for a quiet turn.
+    pub(crate) fn look_for_handoffs(&mut self) {
+        let Some(waker) = &self.waker else {
+            return;
+        };
+        waker.arm();
+        let commands = self.remote.as_ref().is_some_and(|r| !r.commands.is_empty());
+        let batches = self.pumps.iter().any(|&token| {
+            self.entry(token)
+                .and_then(|e| e.pump.as_ref())
+                .is_some_and(Pump::has_more)
+        });
+        if commands || batches {
+            waker.disarm();
+            self.handoffs_left = true;
+        }
+    }
+
     /// A live pump's counters, or the final ones of the pump being finalized.
     pub(crate) fn pump_stats(&self, token: Token) -> Option<PumpStats> {
         match self.entry(token) {
@@ -160,11 +182,8 @@ impl Registry {
 
 impl Reactor {
     /// Carries out what other threads handed over: called when the waker fired, or when
-    /// the previous turn left work behind.
+    /// work was found waiting (left by the previous turn, or seen before the wait).
     pub(crate) fn drain_handoffs(&mut self) {
-        if let Some(waker) = &self.registry.waker {
-            waker.reset();
-        }
         self.registry.handoffs_left = false;
         self.run_commands();
         for i in 0..self.registry.pumps.len() {

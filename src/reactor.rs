@@ -264,6 +264,11 @@ impl Reactor {
                 self.take_readiness(event);
             }
         }
+        if woken {
+            if let Some(waker) = &self.registry.waker {
+                waker.consume_signal();
+            }
+        }
         if woken || self.registry.handoffs_left {
             self.drain_handoffs();
         }
@@ -317,6 +322,7 @@ impl Reactor {
 
     fn wait_time(&mut self, timeout: Option<Duration>) -> Option<Duration> {
         let registry = &mut self.registry;
+        registry.look_for_handoffs();
         if !registry.ready.is_empty()
             || !registry.dirty.is_empty()
             || !registry.deferred.is_empty()

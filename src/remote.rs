@@ -111,4 +111,11 @@ impl Remote {
     pub fn undelivered(&self) -> u64 {
         self.undelivered.load(Ordering::Relaxed)
     }
+
+    /// How many times other threads (remotes and pump threads of this reactor) had to
+    /// write the reactor's eventfd to wake it. Work handed over while the reactor is busy
+    /// costs none: it is picked up before the reactor next waits.
+    pub fn wakeups(&self) -> u64 {
+        self.waker.signals()
+    }
 }
