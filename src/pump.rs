@@ -9,8 +9,10 @@
 //!   socket bound to the same address, so the kernel spreads flows across them.
 //! - Threads run under `SCHED_BATCH` (Linux; [`PumpOptions::batch_scheduling`]): a thread
 //!   woken by a packet while the reactor thread holds the CPU waits for it instead of
-//!   preempting it, so on a busy core each wakeup takes a large batch rather than one or two
-//!   packets. This is what makes the pump cheaper per packet than a blocking loop.
+//!   preempting it, so on a busy core a wakeup takes a batch rather than one or two packets.
+//!   What makes the pump cheaper per packet than a blocking loop is batching at both ends
+//!   (`recvmmsg` in, `sendmmsg` out, one channel operation per batch, no wakeup while the
+//!   reactor is busy).
 //! - A full channel blocks the thread (default: nothing is lost in user space; the kernel's
 //!   socket buffer absorbs the rest) or drops the batch and counts it.
 //! - Closing the pump handle (or dropping the reactor) sets a stop flag, shuts the sockets
@@ -138,9 +140,12 @@ impl PumpOptions {
     /// at once, takes the one or two packets there are, hands them over and sleeps again,
     /// so the two threads switch every few packets. Under `SCHED_BATCH` the woken thread
     /// waits until the reactor blocks (or its time slice ends) and then takes everything
-    /// that arrived meanwhile. Measured with `cargo bench --bench udp` (all server threads
-    /// on one CPU): about 240 packets per context switch instead of 14, and 1.6 times the
-    /// packets per second. An idle CPU still runs the thread at once, so latency is only
+    /// that arrived meanwhile. How much that buys depends on the load: with
+    /// `cargo bench --bench udp` (all server threads on one CPU) it was 1.6 times the
+    /// packets per second while the waker still signalled a busy reactor once per turn;
+    /// since the waker stopped doing that, both settings measure within noise of each other
+    /// (77 against 67 packets per pump-thread context switch, and packets per second within
+    /// 5% either way from run to run). An idle CPU still runs the thread at once, so latency is only
     /// traded on a busy CPU, and the kernel's socket buffer (see
     /// [`socket_buffer`](Self::socket_buffer)) holds what arrives in the wait. Turn it off
     /// when a pump must preempt a busy reactor as soon as a packet lands.
