@@ -141,9 +141,9 @@ impl PumpOptions {
     /// so the two threads switch every few packets. Under `SCHED_BATCH` the woken thread
     /// waits until the reactor blocks (or its time slice ends) and then takes everything
     /// that arrived meanwhile. How much that buys depends on the load: with
-    /// `cargo bench --bench udp` (all server threads on one CPU) it was 1.6 times the
-    /// packets per second while the waker still signalled a busy reactor once per turn;
-    /// since the waker stopped doing that, both settings measure within noise of each other
+    /// `cargo bench --bench udp` (all server threads on one CPU) it measured 1.6 times the
+    /// packets per second before the waker stopped signalling a busy reactor and the load
+    /// generator moved to `UDP_SEGMENT`; now both settings are within noise of each other
     /// (77 against 67 packets per pump-thread context switch, and packets per second within
     /// 5% either way from run to run). An idle CPU still runs the thread at once, so latency is only
     /// traded on a busy CPU, and the kernel's socket buffer (see
