@@ -274,10 +274,11 @@ rotate() {
 
 REDIS_TESTS=ping,set,get,incr,mset
 
-# redis_bench PORT REQUESTS PIPELINE: "TEST<TAB>req/s" per test.
+# redis_bench PORT REQUESTS PIPELINE [TESTS]: "TEST<TAB>req/s" per test (TESTS: all of
+# REDIS_TESTS).
 redis_bench() {
     "${CLIENT[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -n "$2" -P "$3" -c "$CONNS" \
-        -t "$REDIS_TESTS" --csv 2>>"$OUT/redis-benchmark.log" |
+        -t "${4:-$REDIS_TESTS}" --csv 2>>"$OUT/redis-benchmark.log" |
         tr -d '"\r' | awk -F, '$1 != "test" && NF >= 2 && $2 + 0 > 0 { print $1 "\t" $2 }'
 }
 
@@ -305,17 +306,20 @@ redis_section() {
         rate=$(redis_bench "$port" "$pilot" "$pipeline" | cut -f2 | sort -g |
             awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }') || true
         requests=$(awk -v r="${rate:-0}" -v s="$SECS" 'BEGIN { n = int(r * s); print (n < 10000 ? 10000 : n) }')
-        local round server server_port test reqs
+        local round server server_port test reqs one
         for ((round = 0; round < ROUNDS; round++)); do
             ROUND=$round
-            for server in $(rotate "$round" mini_redis redis-server); do
-                say "round $((round + 1))/$ROUNDS: $server, redis-benchmark -P $pipeline -n $requests"
-                server_port=$([ "$server" = mini_redis ] && echo "$mini_port" || echo "$port")
-                # The CPU shares cover all the tests of one call.
-                measure "${PID[$server]}" redis_bench "$server_port" "$requests" "$pipeline"
-                while IFS=$'\t' read -r test reqs; do
-                    record "redis $test -P $pipeline" "$server" "$reqs"
-                done <"$OUT/last.out"
+            say "round $((round + 1))/$ROUNDS: redis-benchmark -P $pipeline -n $requests, each test on both servers"
+            # One test at a time on both servers, so the two runs a ratio pairs are seconds
+            # apart, not a whole series of tests. ("ping" makes two rows, inline and bulk.)
+            for one in ${REDIS_TESTS//,/ }; do
+                for server in $(rotate "$round" mini_redis redis-server); do
+                    server_port=$([ "$server" = mini_redis ] && echo "$mini_port" || echo "$port")
+                    measure "${PID[$server]}" redis_bench "$server_port" "$requests" "$pipeline" "$one"
+                    while IFS=$'\t' read -r test reqs; do
+                        record "redis $test -P $pipeline" "$server" "$reqs"
+                    done <"$OUT/last.out"
+                done
             done
         done
         local test
@@ -510,8 +514,8 @@ report() {
         awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $7, $8 }' "$table"
         echo
         echo "Every run, req/s (share of a CPU used by the server / the load generator / other"
-        echo "programs), in the order measured; redis rows share one redis-benchmark call's CPU"
-        echo "figures:"
+        echo "programs), in the order measured; the two PING rows share one redis-benchmark"
+        echo "call's CPU figures:"
         echo
         echo "| row | eventmux | peer |"
         echo "|---|---|---|"
