@@ -1,9 +1,9 @@
 //! The reactor's side of the work other threads hand it: [`Remote`] commands and pump
 //! batches. Both arrive through bounded channels and one shared [`Waker`]. Every turn,
 //! before its wait, the reactor arms the waker and looks at the channels
-//! ([`Registry::look_for_handoffs`]); when the eventfd fires, or that look found work, it drains, a
-//! bounded amount per turn so that a flood from other threads cannot starve the sockets
-//! (what is left is taken next turn, which then does not wait).
+//! ([`Registry::look_for_handoffs`]); when the eventfd fires, or that look found work, it
+//! drains, a bounded amount per turn so that a flood from other threads cannot starve the
+//! sockets (what is left is taken next turn, which then does not wait).
 
 use std::io;
 use std::os::fd::AsFd;

@@ -145,8 +145,8 @@ impl PumpOptions {
     /// packets per second before the waker stopped signalling a busy reactor and the load
     /// generator moved to `UDP_SEGMENT`; now both settings are within noise of each other
     /// (77 against 67 packets per pump-thread context switch, and packets per second within
-    /// 5% either way from run to run). An idle CPU still runs the thread at once, so latency is only
-    /// traded on a busy CPU, and the kernel's socket buffer (see
+    /// 5% either way from run to run). An idle CPU still runs the thread at once, so
+    /// latency is only traded on a busy CPU, and the kernel's socket buffer (see
     /// [`socket_buffer`](Self::socket_buffer)) holds what arrives in the wait. Turn it off
     /// when a pump must preempt a busy reactor as soon as a packet lands.
     pub fn batch_scheduling(mut self, on: bool) -> PumpOptions {

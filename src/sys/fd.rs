@@ -135,8 +135,8 @@ pub(crate) struct SendFailure {
 
 /// Sends datagrams — `(payload, destination)`, no destination on a connected socket — in
 /// one `sendmmsg(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT` (never blocking, even on a blocking
-/// socket): up to 64 messages and 256 datagrams. Returns how
-/// many datagrams were sent; a failure means the first message failed.
+/// socket): up to 64 messages and 256 datagrams. Returns how many datagrams were sent; a
+/// failure means the first message failed.
 ///
 /// With `segment` (UDP sockets on Linux), a run of consecutive datagrams to the same
 /// destination, all of one size but the last (which may be shorter, not empty), goes as
