@@ -34,11 +34,26 @@ struct Connection {
 /// What a request asks for, as far as this server cares.
 struct Request {
     found: bool,
+    reply: Reply,
+}
+
+/// How to shape the response.
+#[derive(Copy, Clone)]
+struct Reply {
     head_only: bool,
     keep_alive: bool,
     /// HTTP/1.0: keep-alive is not the default, so a response that keeps the connection
     /// open must say so.
     http10: bool,
+}
+
+impl Reply {
+    /// A response after which the connection closes (a bad request).
+    const CLOSE: Reply = Reply {
+        head_only: false,
+        keep_alive: false,
+        http10: false,
+    };
 }
 
 fn parse(record: &[u8]) -> Option<Request> {
@@ -59,31 +74,16 @@ fn parse(record: &[u8]) -> Option<Request> {
     };
     Some(Request {
         found: (method == "GET" || method == "HEAD") && request.path? == "/",
-        head_only: method == "HEAD",
-        keep_alive: if http11 {
-            !says(b"close")
-        } else {
-            says(b"keep-alive") && !says(b"close")
+        reply: Reply {
+            head_only: method == "HEAD",
+            keep_alive: if http11 {
+                !says(b"close")
+            } else {
+                says(b"keep-alive") && !says(b"close")
+            },
+            http10: !http11,
         },
-        http10: !http11,
     })
-}
-
-/// How to shape a response.
-#[derive(Copy, Clone)]
-struct Reply {
-    head_only: bool,
-    keep_alive: bool,
-    http10: bool,
-}
-
-impl Reply {
-    /// A response after which the connection closes (a bad request).
-    const CLOSE: Reply = Reply {
-        head_only: false,
-        keep_alive: false,
-        http10: false,
-    };
 }
 
 impl Connection {
@@ -115,17 +115,12 @@ impl Handler for Connection {
             ctx.close();
             return;
         };
-        let how = Reply {
-            head_only: request.head_only,
-            keep_alive: request.keep_alive,
-            http10: request.http10,
-        };
         if request.found {
-            self.respond(ctx, "200 OK", BODY, how);
+            self.respond(ctx, "200 OK", BODY, request.reply);
         } else {
-            self.respond(ctx, "404 Not Found", NOT_FOUND, how);
+            self.respond(ctx, "404 Not Found", NOT_FOUND, request.reply);
         }
-        if !request.keep_alive {
+        if !request.reply.keep_alive {
             ctx.close(); // after the response is flushed
         }
     }
