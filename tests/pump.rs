@@ -712,23 +712,31 @@ fn unix_datagram_pump() {
 
 /// The pump's socket is blocking (its threads wait in `recvmmsg`), so the reactor's replies
 /// must not be: a peer that stops reading fills its queue (a Unix datagram socket takes
-/// `net.unix.max_dgram_qlen`, 10 by default), and the rest of the replies wait in the
-/// handle's queue while the reactor goes on; they leave once the peer reads again.
+/// `net.unix.max_dgram_qlen` datagrams: 10 by kernel default, 512 where systemd sets it),
+/// and the rest of the replies wait in the handle's queue while the reactor goes on; they
+/// leave once the peer reads again.
 #[test]
 fn replies_to_a_peer_that_does_not_read_wait_without_blocking_the_reactor() {
-    const COUNT: u32 = 40; // several times the peer's queue; fewer than the channel holds
+    let queue: u32 = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(512);
+    // Well past the peer's queue. The channel holds every packet even one per batch, so
+    // the pump thread never waits for the reactor, which only runs once all are sent.
+    let count = 2 * queue + 20;
     let _pumps = shared_pumps();
     let mut reactor = Reactor::new().unwrap();
     let seen = Shared::default();
-    let (pump, server_path) = unix_echo_pump(&mut reactor, PumpOptions::new(), &seen);
+    let options = PumpOptions::new().capacity(count as usize);
+    let (pump, server_path) = unix_echo_pump(&mut reactor, options, &seen);
     let client_path = TempPath::new("client");
     let client = UnixDatagram::bind(&*client_path).unwrap();
-    for seq in 0..COUNT {
+    for seq in 0..count {
         client.send_to(&numbered(0, seq), &*server_path).unwrap();
     }
 
     run_until(&mut reactor, "every packet handled", |_| {
-        seen.borrow().packets.len() == COUNT as usize
+        seen.borrow().packets.len() == count as usize
     });
     let queued = reactor.handle(pump).unwrap().buflen();
     assert!(
@@ -747,9 +755,9 @@ fn replies_to_a_peer_that_does_not_read_wait_without_blocking_the_reactor() {
                 Err(e) => panic!("client receive: {e}"),
             }
         }
-        echoes.len() == COUNT as usize
+        echoes.len() == count as usize
     });
-    let expected: Vec<(u32, u32)> = (0..COUNT).map(|seq| (0, seq)).collect();
+    let expected: Vec<(u32, u32)> = (0..count).map(|seq| (0, seq)).collect();
     assert_eq!(echoes, expected, "every reply, once, in order");
     assert_eq!(reactor.handle(pump).unwrap().buflen(), 0);
     assert!(
