@@ -454,8 +454,14 @@ echo_section() {
 # another column), empty if none.
 median() {
     awk -F'\t' -v c="$1" -v s="$2" -v k="${3:-3}" '$1 == c && $2 == s && $k != "-" { print $k }' "$RUNS" |
-        sort -g | awk -v f="${4:-%.0f}" '{ v[NR] = $1 }
-            END { if (NR % 2) printf f, v[(NR + 1) / 2]; else if (NR) printf f, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+        middle "${4:-%.0f}"
+}
+
+# middle FORMAT [NONE]: the median of the numbers on standard input, printed with FORMAT
+# (NONE, empty by default, when there are none).
+middle() {
+    sort -g | awk -v f="$1" -v none="${2:-}" '{ v[NR] = $1 }
+        END { if (NR % 2) printf f, v[(NR + 1) / 2]; else if (NR) printf f, (v[NR / 2] + v[NR / 2 + 1]) / 2; else printf "%s", none }'
 }
 
 # paired_ratio CASE A B: the median over rounds of A's req/s over B's in the same round
@@ -465,8 +471,7 @@ paired_ratio() {
         $1 == c && $2 == a { ra[$7] = $3 }
         $1 == c && $2 == b { rb[$7] = $3 }
         END { for (r in ra) if ((r in rb) && rb[r] > 0) print ra[r] / rb[r] }' "$RUNS" |
-        sort -g | awk '{ v[NR] = $1 }
-            END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else if (NR) printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "-" }'
+        middle %.2f -
 }
 
 # runs CASE SERVER: every run's req/s (CPU of server/client/others), in the order measured.
