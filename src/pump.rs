@@ -322,22 +322,23 @@ impl Pump {
     pub(crate) fn finish(self) -> PumpStats {
         let counters = self.counters.clone();
         drop(self);
-        Counters::snapshot(&counters)
+        counters.snapshot()
     }
 
     pub(crate) fn stats(&self) -> PumpStats {
-        Counters::snapshot(&self.counters)
+        self.counters.snapshot()
     }
 }
 
 impl Counters {
-    fn snapshot(c: &Counters) -> PumpStats {
+    /// The counters as they stand.
+    fn snapshot(&self) -> PumpStats {
         PumpStats {
-            received: c.received.load(Ordering::Relaxed),
-            delivered: c.delivered.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            truncated: c.truncated.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            truncated: self.truncated.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
         }
     }
 }
