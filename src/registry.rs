@@ -664,40 +664,46 @@ fn not_inet() -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, "not an IP socket")
 }
 
-/// Writes a stream's queue in one vectored write: `sendmsg(MSG_NOSIGNAL)` on sockets,
-/// `writev` on pipes.
+/// Writes a stream's queue: one vectored write (`sendmsg(MSG_NOSIGNAL)` on sockets, `writev`
+/// on pipes) per [`MAX_IOVECS`] buffers. A write that takes everything it was offered proves
+/// nothing about the socket's room, so while more is queued the next write follows at once;
+/// only a short write (or `EAGAIN`) clears writability, and an EPOLLOUT edge then resumes.
 fn flush_stream(entry: &mut Entry) -> Flushed {
     let fd = entry.fd.as_ref().expect("checked by flush");
-    let result = {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let n = entry.output.io_slices(&mut slices);
-        loop {
-            let written = if entry.transport.is_socket() {
-                sys::fd::send_vectored(fd.as_fd(), &slices[..n])
-            } else {
-                sys::fd::write_vectored(fd.as_fd(), &slices[..n])
+    loop {
+        let result = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let n = entry.output.io_slices(&mut slices);
+            let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
+            let written = loop {
+                let written = if entry.transport.is_socket() {
+                    sys::fd::send_vectored(fd.as_fd(), &slices[..n])
+                } else {
+                    sys::fd::write_vectored(fd.as_fd(), &slices[..n])
+                };
+                match written {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
             };
-            match written {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
+            written.map(|written| (written, offered))
+        };
+        match result {
+            Ok((written, offered)) => {
+                entry.output.consume(written);
+                if entry.output.is_empty() {
+                    return Flushed::Drained;
+                }
+                if written < offered {
+                    entry.ready.writable = false;
+                    return Flushed::Partial;
+                }
             }
-        }
-    };
-    match result {
-        Ok(n) => {
-            let all = entry.output.len();
-            entry.output.consume(n);
-            if n == all {
-                Flushed::Drained
-            } else {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 entry.ready.writable = false;
-                Flushed::Partial
+                return Flushed::Partial;
             }
+            Err(e) => return Flushed::Failed(e),
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            entry.ready.writable = false;
-            Flushed::Partial
-        }
-        Err(e) => Flushed::Failed(e),
     }
 }

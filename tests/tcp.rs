@@ -284,6 +284,42 @@ fn sends_within_one_callback_arrive_as_one_ordered_stream() {
     );
 }
 
+/// One `sendmsg` offers at most 64 buffers. A queue of more than 64 (here 200, alternating
+/// copied and zero-copy sends) used to lose its writability after the first write took all
+/// 64, and the rest waited for an EPOLLOUT edge that never came while the peer was silent.
+#[test]
+fn more_queued_chunks_than_one_write_offers_all_arrive_without_more_input() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let mut expected = Vec::new();
+    for i in 0..200 {
+        expected.extend_from_slice(format!("{:05}|", i).as_bytes());
+    }
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l)
+            .on_read(move |ctx, _| {
+                for i in 0..200 {
+                    let piece = format!("{:05}|", i);
+                    if i % 2 == 0 {
+                        ctx.send(piece.as_bytes()).unwrap();
+                    } else {
+                        ctx.send_bytes(bytes::Bytes::from(piece)).unwrap();
+                    }
+                }
+            })
+            .boxed()
+    });
+
+    let mut client = Peer::connect(addr).leave_open_at_eof();
+    client.send(b"go"); // and nothing more: only writability can move the rest
+    run_until(&mut reactor, "all 1,200 bytes", |_| {
+        client.pump();
+        client.received.len() >= expected.len()
+    });
+    assert_same_bytes(&client.received, &expected, "200 alternating sends");
+}
+
 // ----- what the peer does ----------------------------------------------------------------
 
 #[test]
