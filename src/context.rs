@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::framing::Framing;
-use crate::registry::Registry;
+use crate::reactor::registry::Registry;
 use crate::{
     Address, CloseReason, Credentials, Error, Handler, IntoEndpoint, Kind, Options, TimerId, Token,
     Transport,
@@ -241,7 +241,7 @@ impl<'a> Context<'a> {
 
     /// The kind of any handle that still exists.
     pub fn kind_of(&self, token: Token) -> Option<Kind> {
-        self.registry.entry(token).map(|e| e.kind)
+        self.registry.entry(token).map(|e| e.kind())
     }
 
     /// Listens on a stream endpoint or binds a datagram one; see
@@ -327,7 +327,7 @@ impl<'a> Handle<'a> {
         self.registry
             .entry(self.token)
             .expect("a Handle names a live slot")
-            .kind
+            .kind()
     }
 
     /// Queues `data`; see [`Context::send`].

@@ -3,20 +3,48 @@
 //! send bytes to a handle, or stop the reactor. Commands travel through one bounded
 //! crossbeam channel and wake the reactor through the same coalescing [`Waker`] as pumps.
 //! A command for a token whose handle is gone is counted ([`Remote::undelivered`]) and
-//! logged, never delivered to whoever reuses the slot.
+//! logged, never delivered to whoever reuses the slot. The reactor's end is the
+//! [`RemoteInbox`], drained in `reactor/handoff.rs`.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::waker::Waker;
 use crate::{Context, Error, Token};
 
 /// How many commands the channel holds before senders wait.
-pub(crate) const REMOTE_CAPACITY: usize = 64 * 1024;
+const REMOTE_CAPACITY: usize = 64 * 1024;
+
+/// The reactor's end of the channel all of its [`Remote`]s share.
+pub(crate) struct RemoteInbox {
+    pub(crate) commands: Receiver<Command>,
+    sender: Sender<Command>,
+    pub(crate) undelivered: Arc<AtomicU64>,
+}
+
+impl RemoteInbox {
+    pub(crate) fn new() -> RemoteInbox {
+        let (sender, commands) = crossbeam_channel::bounded(REMOTE_CAPACITY);
+        RemoteInbox {
+            commands,
+            sender,
+            undelivered: Arc::default(),
+        }
+    }
+
+    /// A new remote feeding this inbox, waking the reactor through `waker`.
+    pub(crate) fn remote(&self, waker: Arc<Waker>) -> Remote {
+        Remote {
+            commands: self.sender.clone(),
+            waker,
+            undelivered: self.undelivered.clone(),
+        }
+    }
+}
 
 /// What a [`Remote`] asks of the reactor thread.
 pub(crate) enum Command {
@@ -64,18 +92,6 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub(crate) fn new(
-        commands: Sender<Command>,
-        waker: Arc<Waker>,
-        undelivered: Arc<AtomicU64>,
-    ) -> Remote {
-        Remote {
-            commands,
-            waker,
-            undelivered,
-        }
-    }
-
     fn post(&self, command: Command) -> Result<(), Error> {
         self.commands
             .send(command)

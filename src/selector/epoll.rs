@@ -86,4 +86,8 @@ impl Selector for EpollSelector {
     fn reports_read_closed(&self) -> bool {
         true
     }
+
+    fn closing_deregisters(&self) -> bool {
+        true
+    }
 }

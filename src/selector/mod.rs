@@ -132,6 +132,12 @@ pub(crate) trait Selector {
     fn supports_edge(&self) -> bool {
         true
     }
+    /// Whether closing a descriptor that no other descriptor shares ends its registration
+    /// by itself (epoll does; a backend with its own list of descriptors does not), so the
+    /// reactor can skip deregistering a handle it is about to close.
+    fn closing_deregisters(&self) -> bool {
+        false
+    }
 }
 
 pub(crate) fn open(backend: Backend) -> io::Result<Box<dyn Selector>> {

@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use socket2::SockAddr;
 
+use crate::handle::datagram_queue::{Message, SEND_DATAGRAMS, SEND_MESSAGES};
+
 /// Reads once into `buf`. Returns `Ok(0)` at end of stream.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the whole call and
@@ -102,20 +104,7 @@ pub(crate) fn write_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Re
     }
 }
 
-/// Messages per `sendmmsg(2)` call.
-const SEND_MESSAGES: usize = 64;
-/// Datagrams per `sendmmsg(2)` call, counting each segment of a segmented message.
-const SEND_DATAGRAMS: usize = 256;
-/// Datagrams joined into one segmented message at most (the kernel's `UDP_MAX_SEGMENTS`
-/// has been 64 since UDP segmentation came in, Linux 4.18).
-const MAX_SEGMENTS: usize = 64;
-/// Largest datagram sent segmented: fits a 1500-byte MTU under IPv4 or IPv6 headers (a
-/// segment must fit the path MTU, or the kernel refuses the message with `EINVAL`).
-const MAX_SEGMENT_SIZE: usize = 1400;
-/// Largest segmented message in all (a UDP length is 16 bits).
-const MAX_SEGMENTED_BYTES: usize = 65_000;
 /// `UDP_SEGMENT` from `linux/udp.h` (the `libc` crate only has it for some targets).
-#[cfg(any(target_os = "linux", target_os = "android"))]
 const UDP_SEGMENT: libc::c_int = 103;
 
 /// Room for one control message carrying a `u16`, aligned as `cmsghdr` needs.
@@ -133,96 +122,63 @@ pub(crate) struct SendFailure {
     pub(crate) segmented: bool,
 }
 
-/// Sends datagrams — `(payload, destination)`, no destination on a connected socket — in
-/// one `sendmmsg(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT` (never blocking, even on a blocking
-/// socket): up to 64 messages and 256 datagrams. Returns how many datagrams were sent; a
-/// failure means the first message failed.
-///
-/// With `segment` (UDP sockets on Linux), a run of consecutive datagrams to the same
-/// destination, all of one size but the last (which may be shorter, not empty), goes as
-/// one message with `UDP_SEGMENT` (UDP generic segmentation offload): the stack is walked
-/// once for the run, and the datagrams are cut apart at the last moment (by the NIC, by
-/// the kernel before the device, or on delivery over loopback). Receivers see the same
-/// datagrams as without it.
+/// Sends `messages` (as [`DatagramQueue::plan`](crate::handle::datagram_queue::DatagramQueue::plan)
+/// cut them) of `datagrams` — `(payload, destination)`, no destination on a connected socket
+/// — in one `sendmmsg(2)` with `MSG_NOSIGNAL | MSG_DONTWAIT` (never blocking, even on a
+/// blocking socket). A message with a segment size goes as one `UDP_SEGMENT` send: the stack
+/// is walked once for the run and the datagrams are cut apart at the last moment (by the
+/// NIC, by the kernel before the device, or on delivery over loopback); receivers see the
+/// same datagrams as without it. Returns how many datagrams were sent; a failure means the
+/// first message failed.
 pub(crate) fn send_datagrams<'a>(
     fd: BorrowedFd<'_>,
-    datagrams: impl Iterator<Item = (&'a [u8], Option<&'a SockAddr>)>,
-    segment: bool,
+    mut datagrams: impl Iterator<Item = (&'a [u8], Option<&'a SockAddr>)>,
+    messages: &[Message],
 ) -> Result<usize, SendFailure> {
-    let segment = segment && cfg!(any(target_os = "linux", target_os = "android"));
-    let mut iovecs: [libc::iovec; SEND_DATAGRAMS] = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; SEND_DATAGRAMS];
-    // SAFETY: an all-zero mmsghdr is a valid empty header.
-    let mut headers: [libc::mmsghdr; SEND_MESSAGES] = unsafe { std::mem::zeroed() };
-    let mut controls = [SegmentControl([0; 32]); SEND_MESSAGES];
-    // Per message: its first iovec, its datagrams, and its segment size if segmented.
-    let mut layout = [(0usize, 0usize, 0u16); SEND_MESSAGES];
-    let mut messages = 0;
+    let messages = &messages[..messages.len().min(SEND_MESSAGES)];
+    let mut iovecs = [MaybeUninit::<libc::iovec>::uninit(); SEND_DATAGRAMS];
+    let mut headers = [MaybeUninit::<libc::mmsghdr>::uninit(); SEND_MESSAGES];
+    let mut controls = [MaybeUninit::<SegmentControl>::uninit(); SEND_MESSAGES];
     let mut used = 0;
-    let mut datagrams = datagrams.peekable();
-    while messages < SEND_MESSAGES && used < SEND_DATAGRAMS {
-        let Some((data, to)) = datagrams.next() else {
-            break;
-        };
+    for (i, message) in messages.iter().enumerate() {
+        let mut to = None;
         let first = used;
-        iovecs[used] = iovec_of(data);
-        used += 1;
-        if segment && (1..=MAX_SEGMENT_SIZE).contains(&data.len()) {
-            let mut total = data.len();
-            while used < SEND_DATAGRAMS && used - first < MAX_SEGMENTS {
-                let next = match datagrams.peek() {
-                    Some(&(next, next_to))
-                        if next_to == to
-                            && !next.is_empty()
-                            && next.len() <= data.len()
-                            && total + next.len() <= MAX_SEGMENTED_BYTES =>
-                    {
-                        next
-                    }
-                    _ => break,
-                };
-                datagrams.next();
-                iovecs[used] = iovec_of(next);
+        for k in 0..message.count {
+            let Some((data, destination)) = datagrams.next() else {
+                break;
+            };
+            if k == 0 {
+                to = destination;
+            }
+            if used < SEND_DATAGRAMS {
+                iovecs[used].write(iovec_of(data));
                 used += 1;
-                total += next.len();
-                if next.len() < data.len() {
-                    // Only the last segment may be shorter.
-                    break;
-                }
             }
         }
-        let segment_size = if used - first > 1 {
-            data.len() as u16
-        } else {
-            0
-        };
-        if let Some(to) = to {
-            headers[messages].msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
-            headers[messages].msg_hdr.msg_namelen = to.len();
-        }
-        layout[messages] = (first, used - first, segment_size);
-        messages += 1;
-    }
-    for ((header, control), &(first, count, segment_size)) in headers[..messages]
-        .iter_mut()
-        .zip(controls.iter_mut())
-        .zip(&layout)
-    {
-        header.msg_hdr.msg_iov = &mut iovecs[first];
+        let count = used - first;
+        // SAFETY: an all-zero mmsghdr is a valid "no name, no control data" header.
+        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        header.msg_hdr.msg_iov = iovecs[first..].as_mut_ptr().cast();
         header.msg_hdr.msg_iovlen = count as _;
-        if segment_size > 0 {
-            set_segment_size(&mut header.msg_hdr, control, segment_size);
+        if let Some(to) = to {
+            header.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+            header.msg_hdr.msg_namelen = to.len();
         }
+        if message.segment_size > 0 {
+            let control = controls[i].write(SegmentControl([0; 32]));
+            set_segment_size(&mut header.msg_hdr, control, message.segment_size);
+        }
+        headers[i].write(header);
     }
-    // SAFETY: each header points at its iovecs, (optionally) an address and (optionally) a
-    // control message, all of which outlive the call; the kernel only reads them.
+    // SAFETY: the first `messages.len()` headers were written above; each points at its
+    // iovecs (written, and inside `iovecs`), (optionally) an address and (optionally) a
+    // control message, all of which outlive the call; the kernel only reads them (and
+    // writes each header's msg_len).
     let n = unsafe {
         libc::sendmmsg(
             fd.as_raw_fd(),
-            headers.as_mut_ptr(),
-            messages as u32,
+            headers.as_mut_ptr().cast(),
+            messages.len() as u32,
             // MSG_DONTWAIT: a pump's socket stays blocking for its receive threads, and
             // the reactor thread must never wait on a peer's full queue.
             libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
@@ -231,13 +187,10 @@ pub(crate) fn send_datagrams<'a>(
     if n < 0 {
         return Err(SendFailure {
             error: io::Error::last_os_error(),
-            segmented: layout[0].2 > 0,
+            segmented: messages.first().is_some_and(|m| m.segment_size > 0),
         });
     }
-    Ok(layout[..n as usize]
-        .iter()
-        .map(|&(_, count, _)| count)
-        .sum())
+    Ok(messages[..n as usize].iter().map(|m| m.count).sum())
 }
 
 fn iovec_of(data: &[u8]) -> libc::iovec {
@@ -248,7 +201,6 @@ fn iovec_of(data: &[u8]) -> libc::iovec {
 }
 
 /// Attaches a `UDP_SEGMENT` control message (the segment size) to `header`, in `control`.
-#[cfg(any(target_os = "linux", target_os = "android"))]
 fn set_segment_size(header: &mut libc::msghdr, control: &mut SegmentControl, size: u16) {
     header.msg_control = control.0.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE only computes a size.
@@ -263,11 +215,6 @@ fn set_segment_size(header: &mut libc::msghdr, control: &mut SegmentControl, siz
         (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
     }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn set_segment_size(_: &mut libc::msghdr, _: &mut SegmentControl, _: u16) {
-    unreachable!("segmentation is only asked for on Linux");
 }
 
 /// The peer process of a connected Unix socket (`SO_PEERCRED`).
@@ -363,28 +310,33 @@ pub(crate) fn recv_datagrams(
 ) -> io::Result<()> {
     const MAX: usize = 256;
     let count = (buf.len() / slot).clamp(1, MAX);
-    // SAFETY: all-zero iovec/mmsghdr/sockaddr_storage values are valid empty ones.
-    let mut iovecs: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
-    let mut names: [libc::sockaddr_storage; MAX] = unsafe { std::mem::zeroed() };
-    let mut headers: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+    // Only the first `count` entries are set up (and read back): zeroing all 256 would cost
+    // 53 KB of stores per call.
+    let mut iovecs = [MaybeUninit::<libc::iovec>::uninit(); MAX];
+    let mut names = [MaybeUninit::<libc::sockaddr_storage>::uninit(); MAX];
+    let mut headers = [MaybeUninit::<libc::mmsghdr>::uninit(); MAX];
     for i in 0..count {
-        iovecs[i] = libc::iovec {
+        let iovec = iovecs[i].write(libc::iovec {
             iov_base: buf[i * slot..].as_mut_ptr().cast(),
             iov_len: slot,
-        };
-        let header = &mut headers[i].msg_hdr;
-        header.msg_iov = &mut iovecs[i];
-        header.msg_iovlen = 1;
-        header.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-        header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        });
+        // SAFETY: an all-zero mmsghdr is a valid empty header.
+        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        header.msg_hdr.msg_iov = iovec;
+        header.msg_hdr.msg_iovlen = 1;
+        header.msg_hdr.msg_name = names[i].as_mut_ptr().cast();
+        header.msg_hdr.msg_namelen =
+            std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        headers[i].write(header);
     }
-    // SAFETY: every header points at a slot of `buf` and a name buffer, both valid for
-    // writes for the whole call. MSG_WAITFORONE: block for the first, take what is there;
-    // MSG_TRUNC: report each datagram's real length even when its slot cut it.
+    // SAFETY: the first `count` headers are written; each points at a slot of `buf` and a
+    // name buffer, both valid for writes for the whole call. MSG_WAITFORONE: block for the
+    // first, take what is there; MSG_TRUNC: report each datagram's real length even when
+    // its slot cut it.
     let n = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
-            headers.as_mut_ptr(),
+            headers.as_mut_ptr().cast(),
             count as u32,
             libc::MSG_WAITFORONE | libc::MSG_TRUNC,
             std::ptr::null_mut(),
@@ -395,13 +347,16 @@ pub(crate) fn recv_datagrams(
     }
     out.clear();
     for (header, name) in headers[..n as usize].iter().zip(&names) {
+        // SAFETY: the first `count` headers were written above, and `n <= count`.
+        let header = unsafe { header.assume_init_ref() };
         let len = header.msg_len as usize;
         let namelen = header.msg_hdr.msg_namelen;
-        // SAFETY: the kernel wrote `namelen` bytes of a sockaddr into `name`.
+        // SAFETY: the kernel wrote `namelen` bytes of a sockaddr into `name` (at most its
+        // size); only those bytes are copied.
         let (_, from) = unsafe {
             SockAddr::try_init(|storage, size| {
                 std::ptr::copy_nonoverlapping(
-                    (name as *const libc::sockaddr_storage).cast::<u8>(),
+                    name.as_ptr().cast::<u8>(),
                     storage.cast::<u8>(),
                     (namelen as usize).min(std::mem::size_of::<libc::sockaddr_storage>()),
                 );

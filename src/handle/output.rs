@@ -3,12 +3,15 @@
 //! Bytes given as a slice are appended to one reusable `tail` buffer, so steady-state
 //! sends do not allocate; `Bytes` given by value are queued as they are (no copy). A flush
 //! hands everything to one vectored write, oldest first, and [`OutputQueue::consume`]
-//! drops what the kernel took.
+//! drops what the kernel took. A queue that drains gives its buffers back to the reactor's
+//! [`BufferPool`] and holds no memory while idle.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::Bytes;
+
+use super::buffer_pool::BufferPool;
 
 /// At most this many buffers go into one vectored write (well under `IOV_MAX`).
 pub(crate) const MAX_IOVECS: usize = 64;
@@ -32,7 +35,10 @@ impl OutputQueue {
         self.len == 0
     }
 
-    pub(crate) fn push_slice(&mut self, data: &[u8]) {
+    pub(crate) fn push_slice(&mut self, data: &[u8], pool: &mut BufferPool) {
+        if self.tail.capacity() == 0 {
+            self.tail = pool.take();
+        }
         let full = self.tail.len() + data.len() > self.tail.capacity();
         if full && self.tail_start > 0 && self.tail_start >= self.tail.len() / 2 {
             // Reclaim the sent prefix instead of growing. Only when it is at least half the
@@ -45,9 +51,12 @@ impl OutputQueue {
         self.len += data.len();
     }
 
-    pub(crate) fn push_bytes(&mut self, data: Bytes) {
+    pub(crate) fn push_bytes(&mut self, data: Bytes, pool: &mut BufferPool) {
         if data.is_empty() {
             return;
+        }
+        if self.chunks.capacity() == 0 {
+            self.chunks = pool.take_chunk_list();
         }
         if self.tail_start < self.tail.len() {
             // Keep order: what was copied before this chunk must go out before it.
@@ -58,6 +67,13 @@ impl OutputQueue {
         self.tail_start = 0;
         self.len += data.len();
         self.chunks.push_back(data);
+    }
+
+    /// Everything queued, if it lies in one buffer (the common case: copied sends only).
+    pub(crate) fn contiguous(&self) -> Option<&[u8]> {
+        self.chunks
+            .is_empty()
+            .then(|| &self.tail[self.tail_start..])
     }
 
     /// Fills `slices` with the oldest queued buffers; returns how many were filled.
@@ -74,8 +90,9 @@ impl OutputQueue {
         n
     }
 
-    /// Drops the first `n` queued bytes (what a write took).
-    pub(crate) fn consume(&mut self, mut n: usize) {
+    /// Drops the first `n` queued bytes (what a write took). Once nothing is left, the
+    /// buffers go back to `pool`.
+    pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufferPool) {
         self.len -= n;
         while n > 0 {
             match self.chunks.front_mut() {
@@ -96,6 +113,10 @@ impl OutputQueue {
         if self.tail_start == self.tail.len() {
             self.tail.clear();
             self.tail_start = 0;
+        }
+        if self.len == 0 {
+            pool.give(std::mem::take(&mut self.tail));
+            pool.give_chunk_list(std::mem::take(&mut self.chunks));
         }
     }
 
@@ -123,9 +144,10 @@ mod tests {
     #[test]
     fn slices_and_bytes_keep_their_order() {
         let mut queue = OutputQueue::default();
-        queue.push_slice(b"ab");
-        queue.push_bytes(Bytes::from_static(b"cd"));
-        queue.push_slice(b"ef");
+        let pool = &mut BufferPool::default();
+        queue.push_slice(b"ab", pool);
+        queue.push_bytes(Bytes::from_static(b"cd"), pool);
+        queue.push_slice(b"ef", pool);
         assert_eq!(queue.len(), 6);
         assert_eq!(drain(&queue), b"abcdef");
     }
@@ -133,14 +155,15 @@ mod tests {
     #[test]
     fn consume_across_chunks_and_tail() {
         let mut queue = OutputQueue::default();
-        queue.push_bytes(Bytes::from_static(b"abc"));
-        queue.push_slice(b"defg");
-        queue.consume(4);
+        let pool = &mut BufferPool::default();
+        queue.push_bytes(Bytes::from_static(b"abc"), pool);
+        queue.push_slice(b"defg", pool);
+        queue.consume(4, pool);
         assert_eq!(queue.len(), 3);
         assert_eq!(drain(&queue), b"efg");
-        queue.push_slice(b"h");
+        queue.push_slice(b"h", pool);
         assert_eq!(drain(&queue), b"efgh");
-        queue.consume(4);
+        queue.consume(4, pool);
         assert!(queue.is_empty());
         assert_eq!(drain(&queue), b"");
     }
@@ -148,20 +171,40 @@ mod tests {
     #[test]
     fn tail_is_reused_without_growing() {
         let mut queue = OutputQueue::default();
-        queue.push_slice(&[0; 100]);
+        let pool = &mut BufferPool::default();
+        queue.push_slice(&[0; 100], pool);
+        queue.push_slice(&[0; 100], pool);
         let capacity = queue.tail.capacity();
         for _ in 0..1000 {
-            queue.consume(100);
-            queue.push_slice(&[1; 100]);
+            queue.consume(100, pool);
+            queue.push_slice(&[1; 100], pool);
         }
         assert_eq!(queue.tail.capacity(), capacity);
     }
 
     #[test]
+    fn a_drained_queue_holds_no_buffer_and_the_next_send_reuses_it() {
+        let mut queue = OutputQueue::default();
+        let pool = &mut BufferPool::default();
+        queue.push_slice(&[7; 64 * 1024], pool);
+        queue.push_bytes(Bytes::from_static(b"chunk"), pool);
+        queue.consume(64 * 1024 + 5, pool);
+        assert!(queue.is_empty());
+        assert_eq!((queue.tail.capacity(), queue.chunks.capacity()), (0, 0));
+        queue.push_slice(b"again", pool);
+        assert!(
+            queue.tail.capacity() >= 64 * 1024,
+            "the pooled buffer came back"
+        );
+        assert_eq!(queue.contiguous(), Some(&b"again"[..]));
+    }
+
+    #[test]
     fn clear_reports_what_was_dropped() {
         let mut queue = OutputQueue::default();
-        queue.push_slice(b"12345");
-        queue.push_bytes(Bytes::from_static(b"678"));
+        let pool = &mut BufferPool::default();
+        queue.push_slice(b"12345", pool);
+        queue.push_bytes(Bytes::from_static(b"678"), pool);
         assert_eq!(queue.clear(), 8);
         assert!(queue.is_empty());
     }

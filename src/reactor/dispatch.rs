@@ -4,38 +4,13 @@
 //! given a [`Context`] with mutable access to every *other* slot (and to its own slot's
 //! I/O state) without aliasing. A panic is caught at this boundary and handled according to
 //! the reactor's [`PanicPolicy`]; in both policies the panicking handle is killed and the
-//! loop is left consistent.
+//! loop is left consistent (the policy itself is public vocabulary, in `panic_policy.rs`).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::registry::Registry;
-use crate::{CloseReason, Context, Handler, Token};
-
-/// What the reactor does when a handler's callback panics.
-///
-/// In both cases the handle whose callback panicked is killed: its queue is dropped, and it
-/// receives `on_closing` and `on_close(`[`CloseReason::Panicked`]`)` (a panic in those two is
-/// caught and logged). Every other handle is unaffected.
-///
-/// ```
-/// # fn main() -> std::io::Result<()> {
-/// use eventmux::{PanicPolicy, Reactor};
-/// let mut reactor = Reactor::new()?;
-/// reactor.set_panic_policy(PanicPolicy::Propagate);
-/// # Ok(()) }
-/// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum PanicPolicy {
-    /// Log the panic at `error` level, kill the handle, and go on serving the others.
-    #[default]
-    CloseHandle,
-    /// Kill the handle, finish the turn, then resume the panic out of
-    /// [`Reactor::run`](crate::Reactor::run) / [`Reactor::run_once`](crate::Reactor::run_once).
-    /// The reactor stays usable if the caller catches it.
-    Propagate,
-}
+use super::registry::Registry;
+use crate::{CloseReason, Context, Handler, PanicPolicy, Token};
 
 /// Runs `f` on the handler of `token`, if the handle exists and its handler is not already
 /// running. Returns `None` if it did not run or panicked.

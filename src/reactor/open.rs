@@ -6,16 +6,17 @@
 //! stale socket file left by a crashed process (nobody accepts on it) is replaced.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::entry::{Entry, Kind, Shape, Transport};
-use crate::registry::Registry;
+use super::registry::Registry;
+use crate::handle::{Entry, Kind, Shape, State, Transport};
 use crate::sys;
-use crate::{Endpoint, Error, Handler, Options, Token};
+use crate::{CloseReason, Endpoint, Error, Handler, Options, Token};
 
 impl Registry {
     /// Listens on a stream endpoint, or binds a datagram one.
@@ -65,7 +66,7 @@ impl Registry {
                 )
             }
         };
-        self.open(shape, fd, options, handler, path)
+        self.open(shape, fd, options, handler, path, true)
     }
 
     /// Connects to an endpoint: a non-blocking connect for streams, a connected socket for
@@ -115,11 +116,14 @@ impl Registry {
         // A stream connect completes when the socket turns writable; a datagram socket is
         // connected as soon as connect(2) returns.
         let connected = shape.kind == Kind::Datagram && refused.is_none();
-        let token = self.insert(
-            Entry::new(shape, Some(socket.into()), options.clone(), connected),
-            handler,
-        )?;
-        self.enable_error_queue(token, &options)?;
+        let errors = options.get_errors();
+        let mut entry = Entry::new(shape, Some(socket.into()), Rc::new(options), connected);
+        entry.sole_owner = true;
+        let token = self.insert(entry, handler)?;
+        if let Err(e) = self.enable_error_queue(token, errors) {
+            self.kill(token, CloseReason::Error);
+            return Err(e);
+        }
         if let Some(e) = refused {
             // Reported like an asynchronous refusal: on_error, then on_close.
             self.fail(token, Error::Io(e));
@@ -134,82 +138,74 @@ impl Registry {
         options: Options,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        let mut shape = classify(fd.as_fd())?;
+        let mut shape = Shape::of(fd.as_fd())?;
         if let Some(kind) = options.get_kind() {
             shape.kind = kind;
         }
         if !(options.get_manual_read() && options.get_manual_write()) {
             sys::fd::set_nonblocking(fd.as_fd(), true)?;
         }
-        self.open(shape, fd, options, handler, None)
-    }
-
-    /// Registers a connection a listener accepted.
-    pub(crate) fn add_accepted(
-        &mut self,
-        fd: OwnedFd,
-        transport: Transport,
-        options: Options,
-        handler: Box<dyn Handler>,
-    ) -> io::Result<Token> {
-        if transport == Transport::Tcp && options.get_nodelay() {
-            SockRef::from(&fd).set_tcp_nodelay(true)?;
-        }
-        self.insert(
-            Entry::new(
-                Shape::socket(Kind::Stream, transport),
-                Some(fd),
-                options,
-                true,
-            ),
-            handler,
-        )
+        // The user may hold other descriptors of the same open file (a dup, a child's copy).
+        self.open(shape, fd, options, handler, None, false)
     }
 
     /// Registers a handle with no descriptor.
     pub(crate) fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
-        let shape = Shape {
-            kind: Kind::Virtual,
-            transport: Transport::None,
-            readable_end: false,
-            writable_end: false,
-            short_read_drains: false,
-        };
-        self.insert(Entry::new(shape, None, Options::default(), true), handler)
-            .expect("registering a handle without a descriptor cannot fail")
+        let entry = Entry::new(
+            Shape::virtual_handle(),
+            None,
+            Rc::new(Options::default()),
+            true,
+        );
+        // Nothing to register, so nothing can fail.
+        match self.insert(entry, handler) {
+            Ok(token) => token,
+            Err(e) => unreachable!("a handle without a descriptor failed to register: {e}"),
+        }
     }
 
+    /// Registers an open descriptor: a listener, a bound datagram socket, or one the user
+    /// added. `sole_owner`: the reactor made it, so nothing else shares it.
     fn open(
         &mut self,
         shape: Shape,
         fd: OwnedFd,
         options: Options,
         handler: Box<dyn Handler>,
-        bound_path: Option<std::path::PathBuf>,
+        bound_path: Option<PathBuf>,
+        sole_owner: bool,
     ) -> io::Result<Token> {
         sys::fd::set_nonblocking(fd.as_fd(), true)?;
-        let mut entry = Entry::new(shape, Some(fd), options.clone(), true);
-        entry.bound_path = bound_path;
+        let errors = options.get_errors();
+        let mut entry = Entry::new(shape, Some(fd), Rc::new(options), true);
+        entry.sole_owner = sole_owner;
+        match &mut entry.state {
+            State::Listener(listener) => listener.bound_path = bound_path,
+            State::Datagram(datagram) => datagram.bound_path = bound_path,
+            _ => {}
+        }
         let token = self.insert(entry, handler)?;
-        if let Err(e) = self.enable_error_queue(token, &options) {
-            self.kill(token, crate::CloseReason::Error);
+        if let Err(e) = self.enable_error_queue(token, errors) {
+            self.kill(token, CloseReason::Error);
             return Err(e);
         }
         Ok(token)
     }
 
     /// The Errors option: turns the error queue on for a UDP handle.
-    fn enable_error_queue(&mut self, token: Token, options: &Options) -> io::Result<()> {
+    fn enable_error_queue(&mut self, token: Token, errors: bool) -> io::Result<()> {
         let Some(entry) = self.entry_mut(token) else {
             return Ok(());
         };
-        if !options.get_errors() || entry.transport != Transport::Udp {
+        let (Some(fd), State::Datagram(datagram)) = (entry.fd.as_ref(), &mut entry.state) else {
+            return Ok(());
+        };
+        if !errors || entry.transport != Transport::Udp {
             return Ok(());
         }
-        let fd = entry.fd.as_ref().expect("a UDP handle has a descriptor");
         let family = sys::fd::socket_option_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN)?;
         sys::errqueue::enable(fd.as_fd(), family)?;
-        entry.error_queue = true;
+        datagram.error_queue = true;
         Ok(())
     }
 }
@@ -222,62 +218,4 @@ fn remove_stale_socket(path: &Path) {
         log::debug!("removing stale socket file {}", path.display());
         let _ = std::fs::remove_file(path);
     }
-}
-
-/// Detects what a descriptor is: `SO_TYPE`, `SO_DOMAIN` and `SO_ACCEPTCONN` for sockets,
-/// `fstat` for the rest; and which ends it was opened for.
-pub(crate) fn classify(fd: BorrowedFd<'_>) -> io::Result<Shape> {
-    let (readable_end, writable_end) = sys::fd::access_mode(fd)?;
-    let (kind, transport, short_read_drains) =
-        match sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) {
-            Ok(socket_type) => {
-                let domain = sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
-                let transport = match (domain, socket_type) {
-                    (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) => Transport::Tcp,
-                    (libc::AF_INET | libc::AF_INET6, libc::SOCK_DGRAM) => Transport::Udp,
-                    (libc::AF_UNIX, _) => Transport::Unix,
-                    _ => Transport::OtherSocket,
-                };
-                let kind = match socket_type {
-                    libc::SOCK_STREAM => {
-                        let listening =
-                            sys::fd::socket_option_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)?;
-                        if listening != 0 {
-                            Kind::Listener
-                        } else {
-                            Kind::Stream
-                        }
-                    }
-                    libc::SOCK_DGRAM => Kind::Datagram,
-                    other => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::Unsupported,
-                            format!(
-                                "socket type {other} is not supported (stream and datagram are)"
-                            ),
-                        ))
-                    }
-                };
-                (kind, transport, socket_type == libc::SOCK_STREAM)
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
-                match sys::fd::file_type(fd)? {
-                libc::S_IFIFO => (Kind::Stream, Transport::Pipe, true),
-                // A terminal hands out a line per read: a short read says nothing.
-                libc::S_IFCHR => (Kind::Stream, Transport::Pipe, false),
-                _ => return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "regular files and directories are always ready; epoll(7) cannot watch them",
-                )),
-            }
-            }
-            Err(e) => return Err(e),
-        };
-    Ok(Shape {
-        kind,
-        transport,
-        readable_end,
-        writable_end,
-        short_read_drains,
-    })
 }

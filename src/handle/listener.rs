@@ -1,5 +1,6 @@
-//! Driving a listener: accepting (or, with ManualAccept, reporting) connections, and
-//! backing off when the process runs out of descriptors.
+//! Listener handles: accepting (or, with ManualAccept, reporting) connections, admitting
+//! each as a stream handle with the handler `on_accept` returns, and backing off when the
+//! process runs out of descriptors.
 //!
 //! EMFILE/ENFILE leave the connection in the backlog, so the listener stays readable; a
 //! loop that retried at once would spin at 100% CPU. Instead the listener stops accepting
@@ -10,14 +11,14 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use crate::dispatch::dispatch;
-use crate::registry::{Deferred, Registry};
+use socket2::{SockAddr, SockRef};
+
+use super::{Entry, Kind, Shape, State, Transport};
+use crate::reactor::dispatch::dispatch;
+use crate::reactor::registry::Registry;
 use crate::sys;
 use crate::timer::TimerPurpose;
-use socket2::SockAddr;
-
-use crate::entry::Transport;
-use crate::{Address, Credentials, Error, Incoming, Reactor, Token};
+use crate::{Address, Credentials, Error, Handler, Incoming, Reactor, Token};
 
 /// Connections accepted per listener per turn.
 const ACCEPTS_PER_TURN: usize = 64;
@@ -25,6 +26,8 @@ const ACCEPTS_PER_TURN: usize = 64;
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Reactor {
+    /// One visit of a ready listener: up to [`ACCEPTS_PER_TURN`] connections, or
+    /// ManualAccept's `on_accepting`.
     pub(crate) fn drive_listener(&mut self, token: Token) {
         let Some(entry) = self.registry.entry(token) else {
             return;
@@ -58,9 +61,7 @@ impl Reactor {
                 }
                 Err(e) => {
                     entry.ready.readable = false;
-                    self.registry
-                        .deferred
-                        .push_back(Deferred::Error(token, Error::Io(e)));
+                    self.registry.report(token, Error::Io(e));
                     return;
                 }
             }
@@ -99,40 +100,80 @@ impl Reactor {
             }
             Err(e) => {
                 log::warn!("{listener}: registering an accepted connection failed: {e}");
-                self.registry
-                    .deferred
-                    .push_back(Deferred::Error(listener, Error::Io(e)));
+                self.registry.report(listener, Error::Io(e));
             }
         }
     }
 }
 
 impl Registry {
+    /// Registers a connection a listener accepted; it shares the listener's options.
+    fn add_accepted(
+        &mut self,
+        fd: OwnedFd,
+        transport: Transport,
+        options: std::rc::Rc<crate::Options>,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        if transport == Transport::Tcp && options.get_nodelay() {
+            SockRef::from(&fd).set_tcp_nodelay(true)?;
+        }
+        let shape = Shape::socket(Kind::Stream, transport);
+        let mut entry = Entry::new(shape, Some(fd), options, true);
+        // accept4 made it: no other descriptor shares it.
+        entry.sole_owner = true;
+        self.insert(entry, handler)
+    }
+
     /// Pauses accepting on `token` for [`ACCEPT_BACKOFF`] and reports `error` once.
-    pub(crate) fn back_off_accept(&mut self, token: Token, error: io::Error) {
-        let Some(entry) = self.entry_mut(token) else {
+    fn back_off_accept(&mut self, token: Token, error: io::Error) {
+        let Some(State::Listener(listener)) = self.entry_mut(token).map(|e| &mut e.state) else {
             return;
         };
-        if entry.accept_backoff {
+        if listener.backoff {
             return;
         }
         log::warn!("{token}: accept failed ({error}); pausing accepts for {ACCEPT_BACKOFF:?}");
-        entry.accept_backoff = true;
-        let id = self
-            .timers
-            .insert(token, TimerPurpose::AcceptRetry, ACCEPT_BACKOFF, None);
-        self.entry_mut(token)
-            .expect("checked above")
-            .timers
-            .push(id);
+        listener.backoff = true;
+        self.own_timer(token, TimerPurpose::AcceptRetry, ACCEPT_BACKOFF, None);
         self.update_interest(token);
-        self.deferred
-            .push_back(Deferred::Error(token, Error::Io(error)));
+        self.report(token, Error::Io(error));
+    }
+
+    /// The back-off time is over: accept again.
+    pub(crate) fn end_accept_backoff(&mut self, token: Token) {
+        if let Some(State::Listener(listener)) = self.entry_mut(token).map(|e| &mut e.state) {
+            listener.backoff = false;
+            self.update_interest(token);
+            self.schedule(token);
+        }
+    }
+
+    /// ManualAccept: accepts one waiting connection (`None` when none is waiting).
+    pub(crate) fn accept(&mut self, token: Token) -> Result<Option<(OwnedFd, Address)>, Error> {
+        let entry = self.entry(token).ok_or(Error::StaleToken(token))?;
+        if entry.kind() != Kind::Listener {
+            return Err(Error::WrongKind {
+                operation: "accept",
+                kind: entry.kind(),
+            });
+        }
+        match sys::fd::accept(self.fd_of(token)?) {
+            Ok((fd, peer)) => Ok(Some((fd, Address::from_sockaddr(peer)))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if is_exhaustion(&e) => {
+                // Level-triggered, the listener would report the same backlog every turn.
+                let code = e.raw_os_error().unwrap_or(libc::EMFILE);
+                self.back_off_accept(token, e);
+                Err(Error::Io(io::Error::from_raw_os_error(code)))
+            }
+            Err(e) => Err(Error::Io(e)),
+        }
     }
 }
 
 /// Running out of descriptors or kernel memory: retrying at once would spin.
-pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
+fn is_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)

@@ -1,0 +1,576 @@
+//! Stream handles (TCP and Unix stream connections, pipes, terminals), read path and write
+//! path in one place.
+//!
+//! **Read**: the turn calls [`Reactor::drive_stream`] for a ready stream. It completes a
+//! pending connect (`on_connect`), reads once into the reactor's shared buffer
+//! ([`Reactor::read_stream`]) and hands the bytes over ([`Reactor::deliver_read`]): as they
+//! came, or cut into records by the handle's decoder. Records that lie wholly inside one
+//! read go to `on_read` as slices of the shared buffer (no copy); only an incomplete tail
+//! is copied into the handle's input buffer, and the next read is appended to it. The
+//! decoder is looked up again after every record, so a handler that changes its framing
+//! inside `on_read` has the rest of the same read cut by the new rule. Records left over
+//! when the handler pauses reading or closes wait in the input buffer (and reach
+//! `on_read_last` at a close). During a graceful close the same visit reads and discards
+//! instead ([`Reactor::discard_input`]) until the peer's end of stream.
+//!
+//! **Write**: `send` queues into the stream's output queue (admitted by the registry, which
+//! enforces the output bound); at the end of the turn, or mid-burst past [`EARLY_FLUSH`],
+//! the reactor's flush calls [`Registry::write_stream`]: one vectored write per 64 buffers.
+//!
+//! The manual modes' operations (ManualRead's `read`, ManualWrite's `write` and
+//! `watch_writable`) and `set_framing` are here too, as registry operations a callback may
+//! call.
+
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
+use std::rc::Rc;
+
+use socket2::SockRef;
+
+use super::output::MAX_IOVECS;
+use super::{Flushed, Life, State};
+use crate::framing::{Frame, FrameError, Framing};
+use crate::reactor::dispatch::dispatch;
+use crate::reactor::registry::{Deferred, Registry};
+use crate::selector::Trigger;
+use crate::sys;
+use crate::{CloseReason, Error, Reactor, Token};
+
+/// Reads that throw input away per visit during a graceful close.
+const DISCARDS_PER_VISIT: usize = 8;
+/// Output a read burst may build up before it is written mid-burst rather than at the end of
+/// the turn: large enough that small replies still coalesce into one write, small enough
+/// that bulk data is written while it is still in the CPU cache.
+const EARLY_FLUSH: usize = 64 * 1024;
+/// Read size used to throw away input during a graceful close.
+const DISCARD_SIZE: usize = 16 * 1024;
+
+/// What the next step of delivery is.
+enum Next {
+    /// Hand over `data[range]` as a record, consuming `consumed` bytes.
+    Record(Frame),
+    /// Hand over everything as it is (no framing).
+    Raw,
+    /// Keep the rest for later.
+    Wait,
+    Failed(FrameError),
+}
+
+/// Asks the handle's decoder about `data`.
+fn next(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
+    let Some(entry) = registry.entry_mut(token).filter(|e| e.wants_read()) else {
+        return Next::Wait;
+    };
+    let limit = match entry.options.get_max_size() {
+        0 => usize::MAX,
+        n => n,
+    };
+    let State::Stream(stream) = &mut entry.state else {
+        return Next::Wait;
+    };
+    let Some(decoder) = stream.decoder.as_mut() else {
+        return Next::Raw;
+    };
+    match decoder.decode(data, limit) {
+        Ok(Some(frame)) => match frame.check(data.len()) {
+            Err(e) => Next::Failed(e),
+            Ok(()) if frame.consumed > limit => Next::Failed(FrameError::TooLarge {
+                size: frame.consumed as u64,
+                limit,
+            }),
+            Ok(()) => Next::Record(frame),
+        },
+        Ok(None) if data.len() > limit => Next::Failed(FrameError::TooLarge {
+            size: data.len() as u64 + 1,
+            limit,
+        }),
+        Ok(None) => Next::Wait,
+        Err(e) => Next::Failed(e),
+    }
+}
+
+impl Reactor {
+    /// One visit of a ready stream: connect completion, errors, writing, then reading (or
+    /// discarding, or ManualRead's `on_readable`).
+    pub(crate) fn drive_stream(&mut self, token: Token) {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        let ready = entry.ready;
+        if entry.life == Life::Dying {
+            return;
+        }
+        if !entry.connected() {
+            if !(ready.writable || ready.error || ready.read_closed) || !self.finish_connect(token)
+            {
+                return;
+            }
+        } else if ready.error && entry.transport.is_socket() {
+            entry.ready.error = false;
+            let error = entry.fd.as_ref().map(|fd| SockRef::from(fd).take_error());
+            if let Some(Ok(Some(e)) | Err(e)) = error {
+                self.registry.fail(token, Error::Io(e));
+                return;
+            }
+        } else if (ready.error || ready.read_closed) && !entry.readable_end && !entry.has_output() {
+            // A write-only pipe whose reader has gone (with output queued, the write that
+            // follows fails with EPIPE instead, and that is reported).
+            self.registry.close_with(token, CloseReason::PeerClosed);
+            return;
+        }
+        if ready.writable {
+            self.flush(token);
+        }
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        let live = entry.is_live();
+        if let State::Stream(stream) = &mut entry.state {
+            if stream.watch_writable && ready.writable && live {
+                stream.watch_writable = false;
+                self.registry.update_interest(token);
+                dispatch(&mut self.registry, token, |h, ctx| h.on_writable(ctx));
+            }
+        }
+        let Some(entry) = self.registry.entry(token) else {
+            return;
+        };
+        let readable = ready.readable || ready.read_closed;
+        if entry.discards_input() && readable {
+            self.discard_input(token);
+        } else if entry.wants_read() && entry.options.get_manual_read() {
+            if readable {
+                dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
+            }
+        } else if entry.wants_read() {
+            // Records held back by a pause or a framing change go first.
+            if !entry.pending_input().is_empty() {
+                self.deliver_pending(token);
+            }
+            if readable {
+                self.read_stream(token);
+            }
+        }
+    }
+
+    /// Completes a non-blocking connect; returns whether the handle is now open.
+    fn finish_connect(&mut self, token: Token) -> bool {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return false;
+        };
+        let outcome = match entry.fd.as_ref() {
+            Some(fd) => SockRef::from(fd).take_error(),
+            None => Ok(None),
+        };
+        match outcome {
+            Ok(None) => {
+                if let State::Stream(stream) = &mut entry.state {
+                    stream.connected = true;
+                }
+                entry.ready.error = false;
+                // Closed before the connect completed: flush and close, but no on_connect.
+                let open = entry.life == Life::Open;
+                self.registry.update_interest(token);
+                log::trace!("{token}: connected");
+                if open {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
+                }
+                true
+            }
+            Ok(Some(e)) | Err(e) => {
+                self.registry.fail(token, Error::Io(e));
+                false
+            }
+        }
+    }
+
+    /// Reads once and delivers it. A handle with more to read goes to the back of the ready
+    /// list, so ready handles take turns read by read (the reactor runs a bounded number of
+    /// rounds per turn).
+    fn read_stream(&mut self, token: Token) {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        let read_size = entry.options.get_read_size();
+        if self.read_buf.len() < read_size {
+            self.read_buf.resize(read_size, 0);
+        }
+        let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
+            return;
+        };
+        match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
+            Ok(0) => {
+                entry.ready.readable = false;
+                entry.ready.read_closed = false;
+                self.deliver_eof(token);
+                if let Some(State::Stream(stream)) =
+                    self.registry.entry_mut(token).map(|e| &mut e.state)
+                {
+                    stream.eof = true;
+                }
+                self.registry.close_with(token, CloseReason::PeerClosed);
+            }
+            Ok(n) => {
+                // With edge triggering a short read means the socket is empty now; if a FIN
+                // came with the data, read on to see the end of stream.
+                let drained = n < read_size
+                    && (entry.trigger == Trigger::Level
+                        || (stream.short_read_drains && !entry.ready.read_closed));
+                if drained {
+                    entry.ready.readable = false;
+                }
+                self.deliver_read(token, n);
+                if self.registry.buflen(token) >= EARLY_FLUSH {
+                    self.flush(token);
+                }
+                if !drained {
+                    self.registry.schedule(token);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.ready.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.registry.schedule(token),
+            Err(e) => self.registry.fail(token, Error::Io(e)),
+        }
+    }
+
+    /// During a graceful close: reads and throws away what the peer still sends, until its
+    /// end of stream, which completes a lingering close.
+    fn discard_input(&mut self, token: Token) {
+        for _ in 0..DISCARDS_PER_VISIT {
+            let Some(entry) = self
+                .registry
+                .entry_mut(token)
+                .filter(|e| e.discards_input())
+            else {
+                return;
+            };
+            let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
+                return;
+            };
+            let read_size = self.read_buf.len().max(DISCARD_SIZE);
+            if self.read_buf.len() < read_size {
+                self.read_buf.resize(read_size, 0);
+            }
+            match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
+                Ok(0) => {
+                    stream.eof = true;
+                    entry.ready.readable = false;
+                    if let Life::Lingering { reason } = entry.life {
+                        self.registry.kill(token, reason);
+                    }
+                    return;
+                }
+                Ok(n) => log::trace!("{token}: discarded {n} bytes while closing"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    entry.ready.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    match entry.life {
+                        // Everything was written before the peer went away.
+                        Life::Lingering { reason } => self.registry.kill(token, reason),
+                        _ => self.registry.fail(token, Error::Io(e)),
+                    }
+                    return;
+                }
+            }
+        }
+        self.registry.schedule(token);
+    }
+
+    /// Delivers `self.read_buf[..n]`, just read for `token`.
+    fn deliver_read(&mut self, token: Token, n: usize) {
+        let Some(State::Stream(stream)) = self.registry.entry_mut(token).map(|e| &mut e.state)
+        else {
+            return;
+        };
+        if stream.decoder.is_none() && stream.input.is_empty() {
+            let data = &self.read_buf[..n];
+            dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+            return;
+        }
+        if !stream.input.is_empty() {
+            // A record's start is waiting: the new bytes belong after it.
+            self.keep_input(token, n, 0);
+            self.deliver_pending(token);
+            return;
+        }
+        let mut offset = 0;
+        while offset < n {
+            match next(&mut self.registry, token, &self.read_buf[offset..n]) {
+                Next::Record(frame) => {
+                    let payload =
+                        &self.read_buf[offset + frame.payload.start..offset + frame.payload.end];
+                    offset += frame.consumed;
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
+                }
+                Next::Raw => {
+                    let data = &self.read_buf[offset..n];
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+                    return;
+                }
+                Next::Wait => break,
+                Next::Failed(e) => {
+                    // For on_read_last, as EventMux does after an overrun.
+                    self.keep_input(token, n, offset);
+                    self.registry.fail_frame(token, e);
+                    return;
+                }
+            }
+        }
+        self.keep_input(token, n, offset);
+        // Whatever stopped the loop (a partial record, a pause, an error) is settled there.
+        self.deliver_pending(token);
+    }
+
+    /// Appends `self.read_buf[from..n]` to the handle's input buffer.
+    fn keep_input(&mut self, token: Token, n: usize, from: usize) {
+        let Registry {
+            entries, buffers, ..
+        } = &mut self.registry;
+        if let Some(State::Stream(stream)) = entries
+            .get_mut(token.index())
+            .filter(|e| e.generation == token.generation())
+            .map(|e| &mut e.state)
+        {
+            stream.input.extend(&self.read_buf[from..n], buffers);
+        }
+    }
+
+    /// Delivers the records waiting in the handle's input buffer.
+    fn deliver_pending(&mut self, token: Token) {
+        loop {
+            let Some(State::Stream(stream)) = self.registry.entry_mut(token).map(|e| &mut e.state)
+            else {
+                return;
+            };
+            if stream.input.is_empty() {
+                return;
+            }
+            // Out of the entry while its handler runs; a handler cannot add input.
+            let mut input = std::mem::take(&mut stream.input);
+            let step = next(&mut self.registry, token, input.as_slice());
+            let keep_going = match step {
+                Next::Record(frame) => {
+                    let payload = &input.as_slice()[frame.payload];
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
+                    input.consume(frame.consumed, &mut self.registry.buffers);
+                    true
+                }
+                Next::Raw => {
+                    let data = input.as_slice();
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+                    input.clear(&mut self.registry.buffers);
+                    false
+                }
+                Next::Wait => false,
+                Next::Failed(e) => {
+                    self.registry.fail_frame(token, e);
+                    false
+                }
+            };
+            if let Some(State::Stream(stream)) =
+                self.registry.entry_mut(token).map(|e| &mut e.state)
+            {
+                stream.input = input;
+            }
+            if !keep_going {
+                return;
+            }
+        }
+    }
+
+    /// The stream ended: the rule may make a last record of what is left (Last, an HTTP
+    /// response without length). Anything still left goes to `on_read_last` at the close.
+    fn deliver_eof(&mut self, token: Token) {
+        self.deliver_pending(token);
+        let Some(entry) = self.registry.entry_mut(token).filter(|e| e.wants_read()) else {
+            return;
+        };
+        let State::Stream(stream) = &mut entry.state else {
+            return;
+        };
+        let mut input = std::mem::take(&mut stream.input);
+        let last = stream
+            .decoder
+            .as_mut()
+            .and_then(|d| d.decode_eof(input.as_slice()))
+            .filter(|frame| frame.check(input.len()).is_ok());
+        if let Some(frame) = last {
+            let payload = &input.as_slice()[frame.payload];
+            dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
+            input.consume(frame.consumed, &mut self.registry.buffers);
+        }
+        if let Some(State::Stream(stream)) = self.registry.entry_mut(token).map(|e| &mut e.state) {
+            stream.input = input;
+        }
+    }
+}
+
+impl Registry {
+    /// Writes a stream's queue: one vectored write (`sendmsg(MSG_NOSIGNAL)` on sockets,
+    /// `writev` on pipes) per [`MAX_IOVECS`] buffers. A write that takes everything it was
+    /// offered proves nothing about the socket's room, so while more is queued the next
+    /// write follows at once; only a short write (or `EAGAIN`) clears writability, and an
+    /// EPOLLOUT edge then resumes. A drained queue gives its buffers back to the pool.
+    pub(crate) fn write_stream(&mut self, token: Token) -> Flushed {
+        let Registry {
+            entries, buffers, ..
+        } = self;
+        let Some(entry) = entries
+            .get_mut(token.index())
+            .filter(|e| e.generation == token.generation())
+        else {
+            return Flushed::Idle;
+        };
+        let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
+            return Flushed::Idle;
+        };
+        let socket = entry.transport.is_socket();
+        loop {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = match stream.output.contiguous() {
+                    Some(all) => {
+                        slices[0] = IoSlice::new(all);
+                        1
+                    }
+                    None => stream.output.io_slices(&mut slices),
+                };
+                let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
+                write_once(fd.as_fd(), &slices[..n], socket).map(|w| (w, offered))
+            };
+            match result {
+                Ok((written, offered)) => {
+                    stream.output.consume(written, buffers);
+                    if stream.output.is_empty() {
+                        return Flushed::Drained;
+                    }
+                    if written < offered {
+                        entry.ready.writable = false;
+                        return Flushed::Partial;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    entry.ready.writable = false;
+                    return Flushed::Partial;
+                }
+                Err(e) => return Flushed::Failed(e),
+            }
+        }
+    }
+
+    /// A handle's input broke its framing or its bound: no more input is delivered; the
+    /// handler hears of it in `on_error` while it can still send (a server answers `400 Bad
+    /// Request` or `-ERR Protocol error` there), then the handle closes gracefully, so that
+    /// answer is flushed. Its buffered input goes to `on_read_last`.
+    fn fail_frame(&mut self, token: Token, error: FrameError) {
+        let Some(entry) = self.entry_mut(token).filter(|e| e.is_live()) else {
+            return;
+        };
+        // Read nothing more while the error and the close are on their way.
+        entry.paused = true;
+        let (error, reason) = match error {
+            FrameError::TooLarge { size, limit } => (
+                Error::InputLimit {
+                    limit,
+                    needed: size,
+                },
+                CloseReason::InputLimit,
+            ),
+            other => (Error::Frame(other), CloseReason::BadFrame),
+        };
+        log::debug!("{token}: {error}");
+        self.report(token, error);
+        self.deferred.push_back(Deferred::Close(token, reason));
+    }
+
+    /// Replaces a handle's framing (`None`: none). Bytes already buffered are cut by the new
+    /// rule; on a listener it changes the template for connections accepted from now on.
+    pub(crate) fn set_framing(
+        &mut self,
+        token: Token,
+        framing: Option<Framing>,
+    ) -> Result<(), Error> {
+        let entry = self.live_mut(token)?;
+        let kind = entry.kind();
+        match &mut entry.state {
+            State::Stream(stream) => {
+                stream.decoder = framing.map(|f| f.decoder);
+                if !stream.input.is_empty() {
+                    self.schedule(token);
+                }
+            }
+            State::Listener(_) => {
+                // Connections accepted so far keep sharing the old options.
+                let options = Rc::make_mut(&mut entry.options);
+                *options = match framing {
+                    Some(f) => std::mem::take(options).framing(f),
+                    None => std::mem::take(options).without_framing(),
+                };
+            }
+            _ => {
+                return Err(Error::WrongKind {
+                    operation: "set_framing",
+                    kind,
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// ManualWrite: asks for one `on_writable`.
+    pub(crate) fn watch_writable(&mut self, token: Token) -> Result<(), Error> {
+        let entry = self.live_mut(token)?;
+        let kind = entry.kind();
+        match &mut entry.state {
+            State::Stream(stream) if entry.options.get_manual_write() => {
+                stream.watch_writable = true;
+            }
+            _ => {
+                return Err(Error::WrongKind {
+                    operation: "watch_writable (needs ManualWrite on a stream)",
+                    kind,
+                })
+            }
+        }
+        self.update_interest(token);
+        Ok(())
+    }
+
+    /// ManualRead: reads once from the descriptor.
+    pub(crate) fn read(&mut self, token: Token, buf: &mut [u8]) -> Result<usize, Error> {
+        Ok(sys::fd::read(self.fd_of(token)?, buf)?)
+    }
+
+    /// ManualWrite: writes once to the descriptor, bypassing the queue.
+    pub(crate) fn write(&mut self, token: Token, data: &[u8]) -> Result<usize, Error> {
+        let socket = self.entry(token).is_some_and(|e| e.transport.is_socket());
+        Ok(write_once(
+            self.fd_of(token)?,
+            &[IoSlice::new(data)],
+            socket,
+        )?)
+    }
+}
+
+/// One vectored write, retried on `EINTR`: `sendmsg(MSG_NOSIGNAL)` on a socket, `writev`
+/// on anything else (which cannot take `MSG_NOSIGNAL`; see `crate::sys::signal`).
+fn write_once(
+    fd: std::os::fd::BorrowedFd<'_>,
+    slices: &[IoSlice<'_>],
+    socket: bool,
+) -> io::Result<usize> {
+    loop {
+        let written = if socket {
+            sys::fd::send_vectored(fd, slices)
+        } else {
+            sys::fd::write_vectored(fd, slices)
+        };
+        match written {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The [`Reactor`]: owns every handle, and every public entry point (opening handles,
+//! pumps, remotes, running). The parts live beside it:
+//!
+//! - `turn.rs`: one turn of the loop ([`Reactor::run_once`]);
+//! - `registry.rs`: the slots, their generations, scheduling and each handle's lifecycle;
+//! - `dispatch.rs`: calling into handlers, catching their panics;
+//! - `open.rs`: creating sockets for endpoints and registering descriptors;
+//! - `handoff.rs`: what other threads hand over (remotes, pump batches) and the waker.
+//!
+//! Each kind of handle is driven from its own file under `src/handle/`. Stream handles are
+//! registered edge-triggered once, so steady state costs one `epoll_wait` per turn plus one
+//! read and one write per active connection.
+
+pub(crate) mod dispatch;
+mod handoff;
+mod open;
+pub(crate) mod registry;
+mod turn;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use handoff::Handoffs;
+use registry::Registry;
+
+use crate::selector::{self, Readiness};
+use crate::{
+    Backend, Handle, Handler, IntoEndpoint, Options, PanicPolicy, PumpOptions, PumpStats, Remote,
+    Token,
+};
+
+/// The event loop: owns every handle and dispatches its events to its [`Handler`].
+///
+/// ```no_run
+/// use eventmux::{Context, Handler, Incoming, Reactor};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+///         let _ = ctx.send(data);
+///     }
+/// }
+///
+/// struct Server;
+/// impl Handler for Server {
+///     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+///         Some(Box::new(Echo))
+///     }
+/// }
+///
+/// fn main() -> std::io::Result<()> {
+///     let mut reactor = Reactor::new()?;
+///     reactor.listen("127.0.0.1:7007", Box::new(Server))?;
+///     reactor.run()
+/// }
+/// ```
+pub struct Reactor {
+    pub(crate) registry: Registry,
+    /// What other threads can reach: the waker, the remotes' inbox, the pumps.
+    pub(crate) handoffs: Handoffs,
+    /// The one read buffer shared by every handle.
+    pub(crate) read_buf: Vec<u8>,
+    events: Vec<Readiness>,
+    flushing: Vec<Token>,
+    /// Where a datagram handle's `recvmmsg` reports lengths and senders (reused).
+    pub(crate) received: Vec<crate::sys::fd::Received>,
+    /// How long to poll without blocking before a wait (zero: off).
+    busy_poll: Duration,
+    /// Whether the last wait returned events (busy polling only follows a busy turn).
+    last_wait_busy: bool,
+}
+
+impl Reactor {
+    /// A reactor on the platform's default [`Backend`] (epoll on Linux), unless the
+    /// `EVENTMUX_BACKEND` environment variable names another (see [`Backend::from_env`]).
+    pub fn new() -> io::Result<Reactor> {
+        Reactor::with_backend(Backend::from_env())
+    }
+
+    /// A reactor on the given readiness backend (EventMux's `EventLoop` option).
+    pub fn with_backend(backend: Backend) -> io::Result<Reactor> {
+        crate::sys::signal::ignore_sigpipe();
+        let selector = selector::open(backend)?;
+        Ok(Reactor {
+            registry: Registry::new(selector),
+            handoffs: Handoffs::default(),
+            read_buf: Vec::new(),
+            events: Vec::with_capacity(1024),
+            flushing: Vec::new(),
+            received: Vec::new(),
+            busy_poll: Duration::ZERO,
+            last_wait_busy: false,
+        })
+    }
+
+    /// Chooses what happens when a callback panics (default: kill that handle, go on).
+    pub fn set_panic_policy(&mut self, policy: PanicPolicy) {
+        self.registry.panic_policy = policy;
+    }
+
+    /// Busy polling (default off, `Duration::ZERO`): after a turn that had events, the
+    /// next turn polls for readiness without blocking, for up to `window`, before it
+    /// sleeps in the wait. A reactor that is idle for a whole window blocks as usual and
+    /// does not spin again until events come back.
+    ///
+    /// This trades CPU for latency, the way `SO_BUSY_POLL` or a spinning scheduler does.
+    /// A thread asleep in `epoll_wait` must be woken by whoever sends to it; on a busy
+    /// machine, and above all in a virtual machine where waking another CPU takes an
+    /// interprocessor interrupt through the hypervisor, that wakeup costs the sender more
+    /// than the message. A server that spins through the short gaps between a client's
+    /// requests saves its clients those wakeups. Worth it on a dedicated core under steady
+    /// load (`examples/mini_redis` uses 200 µs); a waste on a shared or mostly idle one.
+    /// Timers still fire on time: the window never runs past the next due timer.
+    pub fn set_busy_poll(&mut self, window: Duration) {
+        self.busy_poll = window;
+    }
+
+    /// Listens on a stream endpoint, or binds a datagram one, with default [`Options`]:
+    /// `"127.0.0.1:7007"`, `"tcp://[::1]:7007"`, `"unix:///tmp/app.sock"`,
+    /// `"udp://0.0.0.0:5353"`, `"unix_dgram:///tmp/app.dgram"`, a `SocketAddr` (TCP) or a
+    /// `Path` (Unix stream); see [`Endpoint`](crate::Endpoint). Port 0 picks a free port:
+    /// read it back with [`Handle::local_addr`]. Host names are resolved (blocking) with the
+    /// system resolver; the first address is used.
+    pub fn listen(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry
+            .listen(endpoint.into_endpoint()?, Options::default(), handler)
+    }
+
+    /// Listens with the given options, which accepted connections inherit.
+    pub fn listen_with(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry
+            .listen(endpoint.into_endpoint()?, options, handler)
+    }
+
+    /// Connects to an endpoint. For a stream, the connect is non-blocking: success arrives as
+    /// `on_connect`, refusal as `on_error` then `on_close`, and sends made before it
+    /// completes are queued. A datagram handle is connected at once (`send` goes to the
+    /// endpoint; ECONNREFUSED from it reaches `on_error` without closing the handle).
+    pub fn connect(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry
+            .connect(endpoint.into_endpoint()?, Options::default(), handler)
+    }
+
+    /// Connects with the given options.
+    pub fn connect_with(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry
+            .connect(endpoint.into_endpoint()?, options, handler)
+    }
+
+    /// Adds an already-open descriptor: a socket (stream, listener or datagram, told apart
+    /// with `SO_TYPE` and `SO_ACCEPTCONN`), a pipe or FIFO end, a terminal, a child
+    /// process's stdin/stdout/stderr, or any `OwnedFd` of those. [`Options::kind`] forces the
+    /// kind. Write-only ends get a send queue and `on_sent`; read-only ends end with a normal
+    /// close at end of file. The descriptor is made non-blocking unless both manual modes
+    /// are on; mind that this changes the open file description, which a terminal shares
+    /// with other processes.
+    pub fn add(
+        &mut self,
+        fd: impl Into<OwnedFd>,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry.add(fd.into(), options, handler)
+    }
+
+    /// Binds a datagram endpoint (the same as [`listen_with`](Reactor::listen_with), named
+    /// for what it does to a datagram socket).
+    pub fn bind(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        options: Options,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.registry
+            .listen(endpoint.into_endpoint()?, options, handler)
+    }
+
+    /// Adds a handle with no descriptor: it gets timers (and is closed like any other). A
+    /// home for work that belongs to no connection.
+    pub fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
+        self.registry.add_handler(handler)
+    }
+
+    /// A handle, if it is still open.
+    pub fn handle(&mut self, token: Token) -> Option<Handle<'_>> {
+        Handle::new(&mut self.registry, token)
+    }
+
+    /// A handle's handler, if it is of type `T`.
+    pub fn handler_mut<T: Handler>(&mut self, token: Token) -> Option<&mut T> {
+        self.registry.handler_mut(token)
+    }
+
+    /// Every open handle's token.
+    pub fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
+        self.registry.tokens()
+    }
+
+    /// How many handles exist (including ones still closing).
+    pub fn len(&self) -> usize {
+        self.registry.entries.len()
+    }
+
+    /// Whether no handle exists.
+    pub fn is_empty(&self) -> bool {
+        self.registry.entries.is_empty()
+    }
+
+    /// Makes [`run`](Reactor::run) return after the current turn.
+    pub fn stop(&mut self) {
+        self.registry.stopped = true;
+    }
+
+    /// A handle for other threads: run closures here, push events to handles, send bytes,
+    /// stop the reactor. Cheap to clone; all clones share one bounded channel.
+    pub fn remote(&mut self) -> io::Result<Remote> {
+        self.handoffs.remote(&*self.registry.selector)
+    }
+
+    /// Starts a UDP pump (Event::Lib::UDPPump) on a datagram endpoint (`udp://HOST:PORT`,
+    /// IPv4 or IPv6, or `unix_dgram:///path`): threads block receiving (with `recvmmsg`)
+    /// and hand batches of packets to this thread, where `handler.on_packet` runs. Replies
+    /// go through the same socket with `send_to`, batched into `sendmmsg` per turn.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Context, Handler, Packet, PumpOptions, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_packet(&mut self, ctx: &mut Context<'_>, packet: &Packet) {
+    ///         if let Some(from) = packet.from() {
+    ///             let _ = ctx.send_to(from, packet.data());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.pump("udp://127.0.0.1:7008", PumpOptions::new().threads(2), Box::new(Echo))?;
+    /// reactor.run()
+    /// # }
+    /// ```
+    pub fn pump(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        options: PumpOptions,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.open_pump(endpoint.into_endpoint()?, options, handler)
+    }
+
+    /// Starts a pump on a datagram socket you bound (or connected) yourself, e.g. a
+    /// `std::net::UdpSocket` (`.into()` converts it). `reuse_port` is not available here.
+    pub fn pump_socket(
+        &mut self,
+        socket: impl Into<socket2::Socket>,
+        options: PumpOptions,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        self.open_pump_socket(socket.into(), options, handler)
+    }
+
+    /// A pump's counters (`None` if `token` is not a live pump).
+    pub fn pump_stats(&self, token: Token) -> Option<PumpStats> {
+        self.registry.pump_stats(token)
+    }
+
+    /// Runs turns until [`stop`](crate::Context::stop) is called or nothing is left to watch (no
+    /// handles, hence no timers).
+    pub fn run(&mut self) -> io::Result<()> {
+        let result = loop {
+            if self.registry.stopped || (self.is_empty() && self.registry.deferred.is_empty()) {
+                break Ok(());
+            }
+            if let Err(e) = self.run_once(None) {
+                break Err(e);
+            }
+        };
+        self.registry.stopped = false;
+        result
+    }
+
+    /// One turn (EventMux's `mux($timeout)`): waits up to `timeout` for events (`None`:
+    /// until something happens; zero: poll and return), dispatches them, fires due timers
+    /// and flushes output.
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.turn(timeout)
+    }
+}

@@ -1,0 +1,545 @@
+//! The registry: the slab of handle slots, their generations, the scheduling lists (ready,
+//! dirty, deferred work) and every handle's lifecycle: graceful close and linger, kill,
+//! remove, failure. It also admits output into a handle's queue, since a send that breaks
+//! the output bound is a lifecycle event of that handle.
+//!
+//! The registry never calls a handler and knows no driving code. Whatever must be reported
+//! (an error, a close) is queued as a [`Deferred`] and delivered by the reactor once the
+//! running callback has returned, which is what makes it safe for a handler to close, kill,
+//! remove or add any handle, itself included, from inside any callback.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use bytes::Bytes;
+use slab::Slab;
+use socket2::SockRef;
+
+use crate::handle::buffer_pool::BufferPool;
+use crate::handle::{Entry, Kind, Life, State};
+use crate::selector::{Selector, Trigger};
+use crate::timer::{TimerPurpose, Timers};
+use crate::{
+    Address, CloseReason, Credentials, Error, Handler, PanicPolicy, PumpStats, TimerId, Token,
+};
+
+/// Work the reactor does after the current callback returns.
+pub(crate) enum Deferred {
+    /// Deliver `on_error`.
+    Error(Token, Error),
+    /// Run `on_closing` and `on_close`, then drop the handle.
+    Finalize(Token, CloseReason),
+    /// Start a graceful close (after an error the handler could still answer).
+    Close(Token, CloseReason),
+}
+
+pub(crate) struct Registry {
+    pub(crate) entries: Slab<Entry>,
+    pub(crate) selector: Box<dyn Selector>,
+    pub(crate) timers: Timers,
+    pub(crate) deferred: VecDeque<Deferred>,
+    /// Handles with readiness to act on, in arrival order.
+    pub(crate) ready: VecDeque<Token>,
+    /// Handles whose output grew since the last flush.
+    pub(crate) dirty: Vec<Token>,
+    /// Where drained queues leave their buffers for the next send.
+    pub(crate) buffers: BufferPool,
+    pub(crate) stopped: bool,
+    pub(crate) panic_policy: PanicPolicy,
+    /// A caught panic waiting to be resumed ([`PanicPolicy::Propagate`]).
+    pub(crate) panic: Option<Box<dyn Any + Send>>,
+    /// The final counters of the pump being finalized, for its `on_closing`/`on_close`.
+    pub(crate) closed_pump: Option<(Token, PumpStats)>,
+    next_generation: u32,
+}
+
+impl Registry {
+    pub(crate) fn new(selector: Box<dyn Selector>) -> Registry {
+        Registry {
+            entries: Slab::new(),
+            selector,
+            timers: Timers::default(),
+            deferred: VecDeque::new(),
+            ready: VecDeque::new(),
+            dirty: Vec::new(),
+            buffers: BufferPool::default(),
+            stopped: false,
+            panic_policy: PanicPolicy::default(),
+            panic: None,
+            closed_pump: None,
+            next_generation: 0,
+        }
+    }
+
+    // ----- slots -------------------------------------------------------------------------
+
+    pub(crate) fn entry(&self, token: Token) -> Option<&Entry> {
+        self.entries
+            .get(token.index())
+            .filter(|e| e.generation == token.generation())
+    }
+
+    pub(crate) fn entry_mut(&mut self, token: Token) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(token.index())
+            .filter(|e| e.generation == token.generation())
+    }
+
+    /// The entry, if it still takes operations.
+    pub(crate) fn live_mut(&mut self, token: Token) -> Result<&mut Entry, Error> {
+        match self.entry_mut(token) {
+            None => Err(Error::StaleToken(token)),
+            Some(e) if !e.is_live() => Err(Error::Closing(token)),
+            Some(e) => Ok(e),
+        }
+    }
+
+    pub(crate) fn is_live(&self, token: Token) -> bool {
+        self.entry(token).is_some_and(Entry::is_live)
+    }
+
+    pub(crate) fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.is_live())
+            .map(|(i, e)| Token::new(i, e.generation))
+    }
+
+    /// Puts a new handle in a slot and registers its descriptor.
+    pub(crate) fn insert(
+        &mut self,
+        mut entry: Entry,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        if entry.options.get_framing().is_some()
+            && !matches!(entry.kind(), Kind::Stream | Kind::Listener)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "framing applies to stream handles, not to a {:?} handle",
+                    entry.kind()
+                ),
+            ));
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        entry.generation = self.next_generation;
+        entry.handler = Some(handler);
+        if !self.selector.supports_edge() {
+            entry.trigger = Trigger::Level;
+        }
+        // Without RDHUP a FIN that came with the last bytes would raise no further edge, so
+        // on such a backend a short read proves nothing (see `Selector::reports_read_closed`).
+        if let State::Stream(stream) = &mut entry.state {
+            stream.short_read_drains &= self.selector.reports_read_closed();
+        }
+        entry.interest = entry.desired_interest();
+        let slot = self.entries.vacant_entry();
+        let token = Token::new(slot.key(), entry.generation);
+        if let Some(fd) = &entry.fd {
+            self.selector
+                .register(fd.as_fd(), token.to_key(), entry.interest, entry.trigger)?;
+            entry.registered = true;
+        }
+        slot.insert(entry);
+        log::trace!("{token}: added");
+        Ok(token)
+    }
+
+    /// Removes a slot (finalization), returning what it held, its timers cancelled.
+    pub(crate) fn take(&mut self, token: Token) -> Option<Entry> {
+        self.entry(token)?;
+        let mut entry = self.entries.remove(token.index());
+        deregister(&*self.selector, &mut entry);
+        for id in entry.timers.drain(..) {
+            self.timers.cancel(id);
+        }
+        Some(entry)
+    }
+
+    // ----- scheduling --------------------------------------------------------------------
+
+    /// Brings a level-triggered registration in line with what the entry wants now.
+    pub(crate) fn update_interest(&mut self, token: Token) {
+        let Registry {
+            entries, selector, ..
+        } = self;
+        let Some(entry) = entries
+            .get_mut(token.index())
+            .filter(|e| e.generation == token.generation())
+        else {
+            return;
+        };
+        if entry.trigger == Trigger::Edge || !entry.registered {
+            return;
+        }
+        let wanted = entry.desired_interest();
+        if wanted == entry.interest {
+            return;
+        }
+        entry.interest = wanted;
+        if let Some(fd) = &entry.fd {
+            if let Err(e) = selector.reregister(fd.as_fd(), token.to_key(), wanted, entry.trigger) {
+                log::warn!("{token}: changing interest failed: {e}");
+            }
+        }
+    }
+
+    /// Marks a handle as having readiness to act on.
+    pub(crate) fn schedule(&mut self, token: Token) {
+        if let Some(entry) = self.entry_mut(token) {
+            if !entry.in_ready {
+                entry.in_ready = true;
+                self.ready.push_back(token);
+            }
+        }
+    }
+
+    /// Marks a handle as having output to flush at the end of the turn.
+    pub(crate) fn mark_dirty(&mut self, token: Token) {
+        if let Some(entry) = self.entry_mut(token) {
+            if !entry.in_dirty && entry.has_output() {
+                entry.in_dirty = true;
+                self.dirty.push(token);
+            }
+        }
+    }
+
+    /// Queues `error` for the handle's `on_error`, delivered once the running callback has
+    /// returned. The handle stays open.
+    pub(crate) fn report(&mut self, token: Token, error: Error) {
+        self.deferred.push_back(Deferred::Error(token, error));
+    }
+
+    // ----- output admission --------------------------------------------------------------
+
+    /// Checks that `token` can queue `attempted` more bytes; past the output bound the
+    /// handle is failed with [`Error::OutputLimit`].
+    fn check_room(&mut self, token: Token, attempted: usize) -> Result<&mut Entry, Error> {
+        let entry = self.live_mut(token)?;
+        if !entry.kind().can_send() || !entry.writable_end {
+            return Err(Error::WrongKind {
+                operation: "send (a listener, virtual or read-only handle)",
+                kind: entry.kind(),
+            });
+        }
+        let limit = entry.options.get_max_output();
+        let queued = entry.queued_bytes();
+        if queued.saturating_add(attempted) > limit {
+            let error = || Error::OutputLimit {
+                limit,
+                queued,
+                attempted,
+            };
+            self.fail_with(token, error(), CloseReason::OutputLimit);
+            return Err(error());
+        }
+        Ok(self.entry_mut(token).expect("checked above"))
+    }
+
+    /// Queues a copy of `data` (a stream's bytes, or one datagram).
+    pub(crate) fn send(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
+        self.check_room(token, data.len())?;
+        let Registry {
+            entries, buffers, ..
+        } = self;
+        let entry = &mut entries[token.index()];
+        match &mut entry.state {
+            State::Stream(stream) => stream.output.push_slice(data, buffers),
+            _ => queue_datagram(entry, data, None),
+        }
+        self.mark_dirty(token);
+        Ok(())
+    }
+
+    /// Queues `data` without copying it (datagram handles copy it into their arena).
+    pub(crate) fn send_bytes(&mut self, token: Token, data: Bytes) -> Result<(), Error> {
+        self.check_room(token, data.len())?;
+        let Registry {
+            entries, buffers, ..
+        } = self;
+        let entry = &mut entries[token.index()];
+        match &mut entry.state {
+            State::Stream(stream) => stream.output.push_bytes(data, buffers),
+            _ => queue_datagram(entry, &data, None),
+        }
+        self.mark_dirty(token);
+        Ok(())
+    }
+
+    /// Queues one datagram for `to` (EventMux's `sendto`).
+    pub(crate) fn send_to(&mut self, token: Token, to: &Address, data: &[u8]) -> Result<(), Error> {
+        let entry = self.check_room(token, data.len())?;
+        if entry.kind() != Kind::Datagram {
+            return Err(Error::WrongKind {
+                operation: "send_to",
+                kind: entry.kind(),
+            });
+        }
+        queue_datagram(entry, data, Some(to.clone()));
+        self.mark_dirty(token);
+        Ok(())
+    }
+
+    pub(crate) fn buflen(&self, token: Token) -> usize {
+        self.entry(token).map_or(0, Entry::buflen)
+    }
+
+    // ----- reading control ---------------------------------------------------------------
+
+    pub(crate) fn set_paused(&mut self, token: Token, paused: bool) -> Result<(), Error> {
+        let entry = self.live_mut(token)?;
+        let was = std::mem::replace(&mut entry.paused, paused);
+        if was == paused {
+            return Ok(());
+        }
+        let waiting = match &entry.state {
+            State::Stream(stream) => !stream.input.is_empty(),
+            State::Datagram(datagram) => !datagram.held.is_empty(),
+            _ => false,
+        };
+        let resume = !paused && (entry.ready.readable || entry.ready.read_closed || waiting);
+        self.update_interest(token);
+        if resume {
+            // Edge triggering will not report readiness it already reported.
+            self.schedule(token);
+        }
+        Ok(())
+    }
+
+    // ----- closing -----------------------------------------------------------------------
+
+    /// Graceful close: stop delivering input, flush the queue, shut our side down, wait for
+    /// the peer's end of stream, then finalize with `reason`; all within the linger time.
+    pub(crate) fn close_with(&mut self, token: Token, reason: CloseReason) {
+        let Some(entry) = self.entry_mut(token).filter(|e| e.is_live()) else {
+            return;
+        };
+        if !entry.kind().can_send()
+            || entry.fd.is_none()
+            || (!entry.connected() && !entry.has_output())
+        {
+            self.kill(token, reason);
+            return;
+        }
+        entry.life = Life::Closing { reason };
+        let drained = !entry.has_output();
+        let linger = entry.options.get_linger();
+        // The handler is done with this handle: its timers go now, not at finalization.
+        let mut owned = std::mem::take(&mut entry.timers);
+        owned.retain(|&id| {
+            let user = self
+                .timers
+                .get(id)
+                .is_some_and(|t| t.purpose == TimerPurpose::User);
+            if user {
+                self.timers.cancel(id);
+            }
+            !user
+        });
+        owned.push(
+            self.timers
+                .insert(token, TimerPurpose::Linger, linger, None),
+        );
+        self.entry_mut(token).expect("checked above").timers = owned;
+        self.update_interest(token);
+        if drained {
+            self.closing_drained(token);
+        }
+    }
+
+    /// A closing handle's queue is empty: half-close and linger for the peer's end of stream
+    /// (unless it already came), so unread input does not turn our close into a reset that
+    /// destroys what the peer has not read yet.
+    pub(crate) fn closing_drained(&mut self, token: Token) {
+        let Some(entry) = self.entry_mut(token) else {
+            return;
+        };
+        let Life::Closing { reason } = entry.life else {
+            return;
+        };
+        // Only a stream socket has an end of stream to wait for.
+        let waits_for_eof = matches!(&entry.state, State::Stream(s) if !s.eof);
+        if !waits_for_eof || !entry.transport.is_socket() {
+            self.kill(token, reason);
+            return;
+        }
+        let shut = entry
+            .fd
+            .as_ref()
+            .map(|fd| SockRef::from(fd).shutdown(std::net::Shutdown::Write));
+        match shut {
+            Some(Ok(())) => {
+                entry.life = Life::Lingering { reason };
+                self.update_interest(token);
+                // Input may already be waiting; edge triggering will not report it again.
+                self.schedule(token);
+            }
+            _ => self.kill(token, reason),
+        }
+    }
+
+    /// Immediate close: the descriptor stops producing events now and finalization is
+    /// queued; the queue is dropped then (and reported missing).
+    pub(crate) fn kill(&mut self, token: Token, reason: CloseReason) {
+        let Registry {
+            entries, selector, ..
+        } = self;
+        let Some(entry) = entries
+            .get_mut(token.index())
+            .filter(|e| e.generation == token.generation())
+        else {
+            return;
+        };
+        if entry.life == Life::Dying {
+            return;
+        }
+        entry.life = Life::Dying;
+        if entry.sole_owner && selector.closing_deregisters() {
+            // Finalization closes the descriptor before the next wait, and closing the only
+            // descriptor of an open file ends its epoll registration: no EPOLL_CTL_DEL.
+            // Events already in flight for it are dropped as coming from a dying handle.
+            entry.registered = false;
+        } else {
+            deregister(&**selector, entry);
+        }
+        self.deferred.push_back(Deferred::Finalize(token, reason));
+    }
+
+    /// Forgets the handle without closing its descriptor, which is returned.
+    pub(crate) fn remove(&mut self, token: Token) -> Result<OwnedFd, Error> {
+        let entry = self.live_mut(token)?;
+        if entry.fd.is_none() {
+            return Err(Error::WrongKind {
+                operation: "remove",
+                kind: entry.kind(),
+            });
+        }
+        deregister(&*self.selector, &mut self.entries[token.index()]);
+        let fd = self.entries[token.index()]
+            .fd
+            .take()
+            .expect("checked above");
+        self.kill(token, CloseReason::Removed);
+        Ok(fd)
+    }
+
+    /// Reports `error` to the handle, then kills it with `reason`.
+    pub(crate) fn fail_with(&mut self, token: Token, error: Error, reason: CloseReason) {
+        if self.entry(token).is_some_and(|e| e.life != Life::Dying) {
+            log::debug!("{token}: {error}");
+            self.report(token, error);
+            self.kill(token, reason);
+        }
+    }
+
+    /// Reports `error` to the handle, then kills it ([`CloseReason::Error`]).
+    pub(crate) fn fail(&mut self, token: Token, error: Error) {
+        self.fail_with(token, error, CloseReason::Error);
+    }
+
+    // ----- descriptors -------------------------------------------------------------------
+
+    /// The descriptor of a live handle.
+    pub(crate) fn fd_of(&self, token: Token) -> Result<BorrowedFd<'_>, Error> {
+        let entry = self.entry(token).ok_or(Error::StaleToken(token))?;
+        if !entry.is_live() {
+            return Err(Error::Closing(token));
+        }
+        entry
+            .fd
+            .as_ref()
+            .map(|fd| fd.as_fd())
+            .ok_or(Error::WrongKind {
+                operation: "descriptor access",
+                kind: entry.kind(),
+            })
+    }
+
+    pub(crate) fn local_addr(&self, token: Token) -> Result<SocketAddr, Error> {
+        let addr = SockRef::from(&self.fd_of(token)?).local_addr()?;
+        addr.as_socket().ok_or_else(|| not_inet().into())
+    }
+
+    pub(crate) fn peer_addr(&self, token: Token) -> Result<SocketAddr, Error> {
+        let addr = SockRef::from(&self.fd_of(token)?).peer_addr()?;
+        addr.as_socket().ok_or_else(|| not_inet().into())
+    }
+
+    pub(crate) fn peer_credentials(&self, token: Token) -> Result<Credentials, Error> {
+        Ok(Credentials::of(self.fd_of(token)?)?)
+    }
+
+    // ----- timers ------------------------------------------------------------------------
+
+    /// Starts a timer owned by `token` (cancelled when the handle goes).
+    pub(crate) fn own_timer(
+        &mut self,
+        token: Token,
+        purpose: TimerPurpose,
+        after: Duration,
+        period: Option<Duration>,
+    ) -> TimerId {
+        let id = self.timers.insert(token, purpose, after, period);
+        if let Some(entry) = self.entry_mut(token) {
+            entry.timers.push(id);
+        }
+        id
+    }
+
+    pub(crate) fn set_timer(
+        &mut self,
+        token: Token,
+        after: Duration,
+        period: Option<Duration>,
+    ) -> Result<TimerId, Error> {
+        self.live_mut(token)?;
+        Ok(self.own_timer(token, TimerPurpose::User, after, period))
+    }
+
+    pub(crate) fn cancel_timer(&mut self, token: Token, id: TimerId) -> bool {
+        if self
+            .timers
+            .get(id)
+            .is_none_or(|t| t.token != token || t.purpose != TimerPurpose::User)
+        {
+            return false;
+        }
+        self.timers.cancel(id);
+        if let Some(entry) = self.entry_mut(token) {
+            entry.timers.retain(|&t| t != id);
+        }
+        true
+    }
+
+    // ----- handlers ----------------------------------------------------------------------
+
+    pub(crate) fn handler_mut<T: Handler>(&mut self, token: Token) -> Option<&mut T> {
+        let handler: &mut dyn Any = self.entry_mut(token)?.handler.as_deref_mut()?;
+        handler.downcast_mut::<T>()
+    }
+}
+
+/// Queues one datagram on a datagram or pump handle (checked by `check_room`).
+fn queue_datagram(entry: &mut Entry, data: &[u8], to: Option<Address>) {
+    if let Some(queue) = entry.datagrams() {
+        queue.push(data, to);
+    }
+}
+
+/// Stops the selector reporting on `entry`'s descriptor (once).
+fn deregister(selector: &dyn Selector, entry: &mut Entry) {
+    if let (true, Some(fd)) = (std::mem::take(&mut entry.registered), &entry.fd) {
+        if let Err(e) = selector.deregister(fd.as_fd()) {
+            log::warn!("deregistering a descriptor failed: {e}");
+        }
+    }
+}
+
+fn not_inet() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "not an IP socket")
+}

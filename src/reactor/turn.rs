@@ -1,0 +1,306 @@
+//! The turn ([`Reactor::run_once`]): the loop that turns readiness into callbacks.
+//!
+//! 1. deliver what earlier calls queued (errors, closes, finalization);
+//! 2. wait for readiness, no longer than the next timer (not at all if work is pending),
+//!    after arming the waker and looking at other threads' channels;
+//! 3. take the readiness into each handle's slot, drain what other threads handed over;
+//! 4. rounds over the ready list: each ready handle is driven once per round by its kind's
+//!    file (a stream reads once, a listener accepts a batch, a datagram handle takes one
+//!    `recvmmsg`), and a handle with more to do goes to the back; at most
+//!    [`ROUNDS_PER_TURN`] rounds, so one busy peer cannot starve the rest;
+//! 5. fire due timers;
+//! 6. flush every handle whose output grew: one vectored write (or `sendmmsg`) each, then
+//!    `on_sent` on a drain;
+//! 7. resume a panic caught under [`PanicPolicy::Propagate`](crate::PanicPolicy).
+//!
+//! Deferred work is delivered after every callback that may have queued it, never during
+//! one.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::dispatch::{call, dispatch};
+use super::registry::Deferred;
+use crate::handle::{Flushed, Life, State};
+use crate::pump::Pump;
+use crate::selector::{Readiness, Trigger};
+use crate::timer::TimerPurpose;
+use crate::waker::WAKER_KEY;
+use crate::{CloseReason, Reactor, Token};
+
+/// How many flush rounds one turn does when `on_sent` keeps sending; the rest waits for
+/// the next turn so that a handler cannot hold the loop.
+const FLUSH_ROUNDS: usize = 4;
+/// Rounds over the ready list per turn: at most this many reads per handle per turn.
+const ROUNDS_PER_TURN: usize = 8;
+
+impl Reactor {
+    /// One turn; see the module docs.
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.process_deferred();
+        let timeout = self.wait_time(timeout);
+        self.events.clear();
+        match self.wait(timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        self.last_wait_busy = !self.events.is_empty();
+        let mut woken = false;
+        for i in 0..self.events.len() {
+            let event = self.events[i];
+            if event.key == WAKER_KEY {
+                woken = true;
+            } else {
+                self.take_readiness(event);
+            }
+        }
+        if woken {
+            self.handoffs.woken();
+        }
+        if woken || self.handoffs.left {
+            self.drain_handoffs();
+        }
+        // Rounds over the ready list: each ready handle is served once per round (one read,
+        // or a batch of accepts), and handles with more to do go to the back. Round-robin
+        // keeps a busy peer from starving the others; the bound keeps the loop from
+        // starving timers and the wait.
+        for _ in 0..ROUNDS_PER_TURN {
+            let ready = self.registry.ready.len();
+            if ready == 0 {
+                break;
+            }
+            for _ in 0..ready {
+                let Some(token) = self.registry.ready.pop_front() else {
+                    break;
+                };
+                self.drive(token);
+                self.process_deferred();
+            }
+        }
+        self.fire_timers();
+        self.flush_dirty();
+        if let Some(payload) = self.registry.panic.take() {
+            std::panic::resume_unwind(payload);
+        }
+        Ok(())
+    }
+
+    /// Waits for readiness into `self.events`, first polling without blocking for the
+    /// busy-poll window if the last wait was busy (see [`Reactor::set_busy_poll`]).
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let selector = &mut self.registry.selector;
+        let window = timeout.map_or(self.busy_poll, |t| t.min(self.busy_poll));
+        let mut timeout = timeout;
+        if self.last_wait_busy && !window.is_zero() {
+            let start = Instant::now();
+            loop {
+                selector.select(&mut self.events, Some(Duration::ZERO))?;
+                if !self.events.is_empty() {
+                    return Ok(());
+                }
+                if start.elapsed() >= window {
+                    break;
+                }
+            }
+            // What the spin used counts against the wait (a timer stays on time).
+            timeout = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        }
+        selector.select(&mut self.events, timeout)
+    }
+
+    fn wait_time(&mut self, timeout: Option<Duration>) -> Option<Duration> {
+        self.handoffs.look(&self.registry);
+        let registry = &mut self.registry;
+        if !registry.ready.is_empty()
+            || !registry.dirty.is_empty()
+            || !registry.deferred.is_empty()
+            || self.handoffs.left
+        {
+            return Some(Duration::ZERO);
+        }
+        let until_timer = registry
+            .timers
+            .next_deadline()
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        match (timeout, until_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn take_readiness(&mut self, event: Readiness) {
+        let token = Token::from_key(event.key);
+        let Some(entry) = self.registry.entry_mut(token) else {
+            // A handle finalized earlier in this batch: its slot may already be reused.
+            return;
+        };
+        if entry.life == Life::Dying {
+            return;
+        }
+        let ready = &mut entry.ready;
+        ready.readable |= event.readable;
+        ready.writable |= event.writable;
+        ready.read_closed |= event.closed;
+        ready.error |= event.error;
+        self.registry.schedule(token);
+    }
+
+    fn drive(&mut self, token: Token) {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        entry.in_ready = false;
+        match entry.state {
+            State::Stream(_) => self.drive_stream(token),
+            State::Datagram(_) => self.drive_datagram(token),
+            State::Listener(_) => self.drive_listener(token),
+            State::Pump(_) => self.drive_pump(token),
+            State::Virtual => {}
+        }
+        if let Some(entry) = self.registry.entry_mut(token) {
+            if entry.trigger == Trigger::Level {
+                // Level triggering reports again whatever still holds.
+                entry.ready = Default::default();
+            }
+        }
+    }
+
+    /// Writes queued output of `token`; reports drain, completes a graceful close, or fails
+    /// the handle.
+    pub(crate) fn flush(&mut self, token: Token) {
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        entry.in_dirty = false;
+        let writable = entry.ready.writable || entry.trigger == Trigger::Level;
+        let open = matches!(entry.life, Life::Open | Life::Closing { .. });
+        if !entry.has_output() || !writable || !open || !entry.connected() || entry.fd.is_none() {
+            return;
+        }
+        let outcome = match entry.state {
+            State::Stream(_) => self.registry.write_stream(token),
+            _ => self.registry.write_datagrams(token),
+        };
+        self.registry.update_interest(token);
+        match outcome {
+            Flushed::Idle | Flushed::Partial => {}
+            Flushed::Drained => match self.registry.entry(token).map(|e| e.life) {
+                Some(Life::Closing { .. }) => self.registry.closing_drained(token),
+                _ => {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_sent(ctx));
+                }
+            },
+            Flushed::Failed(e) => self.registry.fail(token, e.into()),
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        for _ in 0..FLUSH_ROUNDS {
+            if self.registry.dirty.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut self.flushing, &mut self.registry.dirty);
+            let mut flushing = std::mem::take(&mut self.flushing);
+            for token in flushing.drain(..) {
+                self.flush(token);
+                self.process_deferred();
+            }
+            self.flushing = flushing;
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((id, timer)) = self.registry.timers.pop_due(now) {
+            let token = timer.token;
+            let one_shot_done = self.registry.timers.get(id).is_none();
+            let Some(entry) = self.registry.entry_mut(token) else {
+                continue;
+            };
+            if entry.life == Life::Dying {
+                continue;
+            }
+            if one_shot_done {
+                entry.timers.retain(|&t| t != id);
+            }
+            match timer.purpose {
+                TimerPurpose::User => {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_timer(ctx, id));
+                }
+                TimerPurpose::Linger => {
+                    let reason = match entry.life {
+                        // Everything was written; only the peer's end of stream is missing.
+                        Life::Lingering { reason } => reason,
+                        _ => {
+                            log::debug!("{token}: linger expired with {} queued", entry.buflen());
+                            CloseReason::LingerExpired
+                        }
+                    };
+                    self.registry.kill(token, reason);
+                }
+                TimerPurpose::AcceptRetry => self.registry.end_accept_backoff(token),
+            }
+            self.process_deferred();
+        }
+    }
+
+    /// Delivers queued errors and finalizes closed handles, until nothing is queued.
+    pub(crate) fn process_deferred(&mut self) {
+        while let Some(work) = self.registry.deferred.pop_front() {
+            match work {
+                Deferred::Error(token, error) => {
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_error(ctx, &error));
+                }
+                Deferred::Close(token, reason) => self.registry.close_with(token, reason),
+                Deferred::Finalize(token, reason) => self.finalize(token, reason),
+            }
+        }
+    }
+
+    /// The last of a handle: its slot is freed, its descriptor closed (a pump's threads
+    /// stopped and joined first), its bound socket file removed; then its handler hears
+    /// `on_read_last` (leftover input, on a graceful path), `on_closing` (handles that can
+    /// send) and `on_close`, and is dropped.
+    fn finalize(&mut self, token: Token, reason: CloseReason) {
+        let Some(mut entry) = self.registry.take(token) else {
+            return;
+        };
+        if let State::Pump(slot) = &mut entry.state {
+            // Its final counters stay readable through the context until on_close is done.
+            let stats = slot.pump.take().map(Pump::finish);
+            self.registry.closed_pump = stats.map(|stats| (token, stats));
+            self.handoffs.pumps.retain(|&t| t != token);
+        }
+        let missing = entry.drop_output();
+        drop(entry.fd.take());
+        if let Some(path) = entry.bound_path() {
+            // The socket file this handle bound; nobody can connect to it now.
+            let _ = std::fs::remove_file(path);
+        }
+        log::debug!("{token}: closed ({reason:?}), {missing} unsent");
+        let Some(mut handler) = entry.handler.take() else {
+            log::error!("{token}: finalized while its handler was running");
+            return;
+        };
+        let abrupt = matches!(
+            reason,
+            CloseReason::Killed | CloseReason::Removed | CloseReason::Panicked
+        );
+        let rest = entry.pending_input();
+        if !rest.is_empty() && !abrupt {
+            call(&mut self.registry, token, &mut *handler, |h, ctx| {
+                h.on_read_last(ctx, rest)
+            });
+        }
+        if entry.kind().can_send() {
+            call(&mut self.registry, token, &mut *handler, |h, ctx| {
+                h.on_closing(ctx, missing)
+            });
+        }
+        call(&mut self.registry, token, &mut *handler, |h, ctx| {
+            h.on_close(ctx, reason)
+        });
+        self.registry.closed_pump = None;
+    }
+}
