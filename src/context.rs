@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,6 +52,30 @@ impl<'a> Context<'a> {
     /// This handle's token. In `on_close` it is already stale.
     pub fn token(&self) -> Token {
         self.token
+    }
+
+    /// This handle's descriptor (`None` for a virtual handle, after `remove`, and once the
+    /// handle is gone). Also through [`AsFd`] and [`AsRawFd`].
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Tuned;
+    /// impl Handler for Tuned {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Some(fd) = ctx.fd() {
+    ///             println!("connected on descriptor {}", fd.as_raw_fd());
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.registry
+            .entry(self.token)?
+            .fd
+            .as_ref()
+            .map(|fd| fd.as_fd())
     }
 
     /// This handle's kind (`None` once it is gone, as in `on_close`).
@@ -322,6 +346,15 @@ impl<'a> Handle<'a> {
         self.token
     }
 
+    /// The handle's descriptor (`None` for a virtual handle); see [`Context::fd`].
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.registry
+            .entry(self.token)?
+            .fd
+            .as_ref()
+            .map(|fd| fd.as_fd())
+    }
+
     /// The handle's kind.
     pub fn kind(&self) -> Kind {
         self.registry
@@ -416,5 +449,35 @@ impl<'a> Handle<'a> {
     /// The local address of this (IP) handle.
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
         self.registry.local_addr(self.token)
+    }
+}
+
+/// The handle's descriptor, for system calls eventmux does not make (socket options,
+/// `ioctl`s). Panics for a handle without one (a virtual handle, or one whose descriptor
+/// [`remove`](Context::remove) handed back); [`Context::fd`] asks without panicking.
+impl AsFd for Context<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd().expect("this handle has no descriptor")
+    }
+}
+
+/// The handle's descriptor number, `-1` for a handle without one.
+impl AsRawFd for Context<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().map_or(-1, |fd| fd.as_raw_fd())
+    }
+}
+
+/// Panics for a handle without a descriptor; see [`Handle::fd`].
+impl AsFd for Handle<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd().expect("this handle has no descriptor")
+    }
+}
+
+/// The handle's descriptor number, `-1` for a handle without one.
+impl AsRawFd for Handle<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().map_or(-1, |fd| fd.as_raw_fd())
     }
 }

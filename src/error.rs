@@ -26,9 +26,21 @@ impl Undeliverable {
         self.errno
     }
 
-    /// The error's text, as `strerror` gives it.
+    /// The error's text, as `strerror` gives it (`"Connection refused"`), without the
+    /// `" (os error 111)"` that `io::Error`'s display adds.
+    ///
+    /// ```
+    /// # fn show(report: &eventmux::Undeliverable) {
+    /// println!("{} to {:?}", report.message(), report.to());
+    /// # }
+    /// ```
     pub fn message(&self) -> String {
-        io::Error::from_raw_os_error(self.errno).to_string()
+        let text = io::Error::from_raw_os_error(self.errno).to_string();
+        let suffix = format!(" (os error {})", self.errno);
+        match text.strip_suffix(&suffix) {
+            Some(strerror) => strerror.to_string(),
+            None => text,
+        }
     }
 
     /// Who reported the error (the host or router that sent the ICMP message), if known.
@@ -88,7 +100,8 @@ pub enum Error {
     },
     /// The reactor a [`Remote`](crate::Remote) belongs to is gone.
     Disconnected,
-    /// The token names a handle that is gone (its slot may hold another handle by now).
+    /// The token names a handle that is gone (its slot may hold another handle by now), or
+    /// one of another reactor.
     StaleToken(Token),
     /// The handle is closing or being killed and takes no more operations.
     Closing(Token),
@@ -196,4 +209,20 @@ pub enum CloseReason {
     LingerExpired,
     /// A callback of this handle's handler panicked (see [`PanicPolicy`](crate::PanicPolicy)).
     Panicked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undeliverable_message_is_the_strerror_text() {
+        let report = Undeliverable {
+            errno: libc::ECONNREFUSED,
+            from: None,
+            to: None,
+            payload: Vec::new(),
+        };
+        assert_eq!(report.message(), "Connection refused");
+    }
 }

@@ -10,16 +10,42 @@
 use std::any::Any;
 use std::net::SocketAddr;
 
-use crate::{Address, CloseReason, Context, Credentials, Error, Packet, TimerId};
+use crate::{Address, CloseReason, Context, Credentials, Error, Packet, TimerId, Token};
 
 /// A connection a listener has just accepted, shown to [`Handler::on_accept`].
 #[derive(Debug)]
 pub struct Incoming {
     pub(crate) peer: Address,
     pub(crate) credentials: Option<Credentials>,
+    pub(crate) token: Token,
 }
 
 impl Incoming {
+    /// The new connection's token. It is registered already: `on_accept` may keep the
+    /// token (in a room's member list, say) or queue a greeting on it with
+    /// [`Context::handle`]; if `on_accept` refuses, the token goes stale at once.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Incoming, Token};
+    ///
+    /// struct Conn;
+    /// impl Handler for Conn {}
+    ///
+    /// struct Room { members: Vec<Token> }
+    /// impl Handler for Room {
+    ///     fn on_accept(&mut self, ctx: &mut Context<'_>, incoming: &Incoming) -> Option<Box<dyn Handler>> {
+    ///         self.members.push(incoming.token());
+    ///         if let Some(mut new) = ctx.handle(incoming.token()) {
+    ///             let _ = new.send(b"welcome\n");
+    ///         }
+    ///         Some(Box::new(Conn))
+    ///     }
+    /// }
+    /// ```
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
     /// The peer's IP address and port (`None` for Unix sockets).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer.as_inet()
@@ -112,16 +138,30 @@ pub trait Handler: Any {
     /// The stream ended (or is being closed) with bytes that do not make a whole record under
     /// the handle's framing: here they are, once, before `on_closing`/`on_close` (EventMux's
     /// `read_last`). Not called after a kill, a remove or a panic, nor without framing
-    /// (then every byte already went to `on_read`). The default drops them (logged at debug).
+    /// (then every byte already went to `on_read`). The default hands them to
+    /// [`on_read`](Handler::on_read), as EventMux does when no `read_last` is asked for, so
+    /// no byte that arrived is dropped silently; override it to tell the tail apart. The
+    /// handle is already gone here: what `ctx` is asked to do to it fails.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Lines;
+    /// impl Handler for Lines {
+    ///     fn on_read(&mut self, _ctx: &mut Context<'_>, line: &[u8]) {
+    ///         println!("line: {}", String::from_utf8_lossy(line));
+    ///     }
+    ///     fn on_read_last(&mut self, _ctx: &mut Context<'_>, rest: &[u8]) {
+    ///         eprintln!("{} bytes without a newline at the end", rest.len());
+    ///     }
+    /// }
+    /// ```
     fn on_read_last(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
-        log::debug!(
-            "{}: {} trailing bytes made no record",
-            ctx.token(),
-            data.len()
-        );
+        self.on_read(ctx, data);
     }
 
-    /// The output queue became empty: everything sent so far is in the kernel.
+    /// The output queue became empty: everything sent so far is in the kernel. Also called
+    /// when a graceful close has drained the queue, right before the close goes on.
     fn on_sent(&mut self, ctx: &mut Context<'_>) {}
 
     /// ManualRead: the handle is readable. Repeats each turn while it stays readable.

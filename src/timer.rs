@@ -139,7 +139,7 @@ mod tests {
     use super::*;
 
     fn token() -> Token {
-        Token::new(0, 0)
+        Token::new(0, 0, 0)
     }
 
     #[test]

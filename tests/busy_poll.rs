@@ -29,7 +29,7 @@ fn thread_cpu() -> Duration {
 }
 
 /// CPU time `f` used on this thread.
-fn cpu_of(f: impl FnOnce()) -> Duration {
+fn cpu_of<T>(f: impl FnOnce() -> T) -> Duration {
     let before = thread_cpu();
     f();
     thread_cpu() - before

@@ -856,7 +856,9 @@ fn propagated_panic_leaves_the_reactor_usable() {
             reactor.run_once(Some(Duration::from_millis(20)))
         }));
         match turn {
-            Ok(result) => result.expect("run_once"),
+            Ok(result) => {
+                result.expect("run_once");
+            }
             Err(payload) => break payload,
         }
     };

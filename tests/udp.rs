@@ -738,7 +738,8 @@ fn error_queue_reports_errno_111_and_the_payload_for_a_send_to_a_closed_port() {
     );
     assert_eq!(
         report.message(),
-        io::Error::from_raw_os_error(111).to_string()
+        "Connection refused",
+        "strerror's text, as the doc says"
     );
     let error = io::Error::from(Error::Undeliverable(Box::new(report.clone())));
     assert_eq!(error.raw_os_error(), Some(111));

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::time::Duration;
 
 use socket2::{SockAddr, SockRef};
@@ -18,7 +19,7 @@ use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::Registry;
 use crate::sys;
 use crate::timer::TimerPurpose;
-use crate::{Address, Credentials, Error, Handler, Incoming, Reactor, Token};
+use crate::{Address, Credentials, Error, Incoming, Options, Reactor, Token};
 
 /// Connections accepted per listener per turn.
 const ACCEPTS_PER_TURN: usize = 64;
@@ -69,7 +70,9 @@ impl Reactor {
         self.registry.schedule(token);
     }
 
-    /// Asks the listener's handler for the new connection's handler and registers it.
+    /// Registers a new connection, then asks the listener's handler for its handler
+    /// (`on_accept` can already name it: [`Incoming::token`]). A refused connection is
+    /// dropped at once, with no callbacks.
     fn admit(&mut self, listener: Token, conn: OwnedFd, peer: SockAddr) {
         let Some(entry) = self.registry.entry(listener) else {
             return;
@@ -79,41 +82,46 @@ impl Reactor {
             Transport::Unix => Credentials::of(conn.as_fd()).ok(),
             _ => None,
         };
+        let token = match self.registry.add_accepted(conn, transport, options) {
+            Ok(token) => token,
+            Err(e) => {
+                log::warn!("{listener}: registering an accepted connection failed: {e}");
+                self.registry.report(listener, Error::Io(e));
+                return;
+            }
+        };
         let incoming = Incoming {
             peer: Address::from_sockaddr(peer),
             credentials,
+            token,
         };
         let handler = dispatch(&mut self.registry, listener, |h, ctx| {
             h.on_accept(ctx, &incoming)
         });
         let Some(Some(handler)) = handler else {
             log::trace!("{listener}: refused a connection from {}", incoming.peer);
+            self.registry.discard(token);
             return;
         };
-        match self
-            .registry
-            .add_accepted(conn, transport, options, handler)
-        {
-            Ok(token) => {
-                log::trace!("{listener}: accepted {token} from {}", incoming.peer);
-                dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
-            }
-            Err(e) => {
-                log::warn!("{listener}: registering an accepted connection failed: {e}");
-                self.registry.report(listener, Error::Io(e));
-            }
+        let Some(entry) = self.registry.entry_mut(token) else {
+            return;
+        };
+        entry.handler = Some(handler);
+        log::trace!("{listener}: accepted {token} from {}", incoming.peer);
+        if entry.is_live() {
+            dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
         }
     }
 }
 
 impl Registry {
-    /// Registers a connection a listener accepted; it shares the listener's options.
+    /// Registers a connection a listener accepted, still without a handler; it shares the
+    /// listener's options.
     fn add_accepted(
         &mut self,
         fd: OwnedFd,
         transport: Transport,
-        options: std::rc::Rc<crate::Options>,
-        handler: Box<dyn Handler>,
+        options: Rc<Options>,
     ) -> io::Result<Token> {
         if transport == Transport::Tcp && options.get_nodelay() {
             SockRef::from(&fd).set_tcp_nodelay(true)?;
@@ -122,7 +130,7 @@ impl Registry {
         let mut entry = Entry::new(shape, Some(fd), options, true);
         // accept4 made it: no other descriptor shares it.
         entry.sole_owner = true;
-        self.insert(entry, handler)
+        self.insert_entry(entry)
     }
 
     /// Pauses accepting on `token` for [`ACCEPT_BACKOFF`] and reports `error` once.

@@ -327,11 +327,14 @@ impl Reactor {
     /// Appends `self.read_buf[from..n]` to the handle's input buffer.
     fn keep_input(&mut self, token: Token, n: usize, from: usize) {
         let Registry {
-            entries, buffers, ..
+            entries,
+            buffers,
+            id,
+            ..
         } = &mut self.registry;
         if let Some(State::Stream(stream)) = entries
             .get_mut(token.index())
-            .filter(|e| e.generation == token.generation())
+            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
             .map(|e| &mut e.state)
         {
             stream.input.extend(&self.read_buf[from..n], buffers);
@@ -416,11 +419,14 @@ impl Registry {
     /// EPOLLOUT edge then resumes. A drained queue gives its buffers back to the pool.
     pub(crate) fn write_stream(&mut self, token: Token) -> Flushed {
         let Registry {
-            entries, buffers, ..
+            entries,
+            buffers,
+            id,
+            ..
         } = self;
         let Some(entry) = entries
             .get_mut(token.index())
-            .filter(|e| e.generation == token.generation())
+            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
         else {
             return Flushed::Idle;
         };

@@ -52,7 +52,7 @@ pub(crate) fn call<R>(
 /// Runs `f` with a context that belongs to no handle (a [`Remote::run`](crate::Remote::run)
 /// closure): its token names nothing, so it acts only through `ctx.handle(..)`.
 pub(crate) fn call_detached(registry: &mut Registry, f: impl FnOnce(&mut Context<'_>)) {
-    let nobody = Token::new(u32::MAX as usize - 1, 0);
+    let nobody = Token::new(u32::MAX as usize - 1, 0, registry.id);
     let outcome = {
         let mut ctx = Context::new(registry, nobody);
         catch_unwind(AssertUnwindSafe(|| f(&mut ctx)))

@@ -301,8 +301,25 @@ impl Reactor {
 
     /// One turn (EventMux's `mux($timeout)`): waits up to `timeout` for events (`None`:
     /// until something happens; zero: poll and return), dispatches them, fires due timers
-    /// and flushes output.
-    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// and flushes output. Returns `false` when nothing happened before the timeout
+    /// (EventMux's `timeout` event): no readiness, no timer, no work from other threads or
+    /// queued before the turn.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Idle;
+    /// impl Handler for Idle {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.add_handler(Box::new(Idle));
+    /// let happened = reactor.run_once(Some(Duration::from_millis(10)))?;
+    /// assert!(!happened, "nothing to do: the turn timed out");
+    /// # Ok(()) }
+    /// ```
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
         self.turn(timeout)
     }
 }

@@ -11,9 +11,9 @@ use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
-use super::registry::Registry;
+use super::registry::{Deferred, Registry};
 use crate::handle::{Entry, Kind, Shape, State, Transport};
 use crate::sys;
 use crate::{CloseReason, Endpoint, Error, Handler, Options, Token};
@@ -145,8 +145,28 @@ impl Registry {
         if !(options.get_manual_read() && options.get_manual_write()) {
             sys::fd::set_nonblocking(fd.as_fd(), true)?;
         }
+        let stream_socket = shape.kind == Kind::Stream && shape.transport.is_socket();
+        let connecting = stream_socket
+            && SockRef::from(&fd)
+                .peer_addr()
+                .is_err_and(|e| e.raw_os_error() == Some(libc::ENOTCONN));
         // The user may hold other descriptors of the same open file (a dup, a child's copy).
-        self.open(shape, fd, options, handler, None, false)
+        let token = self.open(shape, fd, options, handler, None, false)?;
+        if connecting {
+            // A non-blocking connect under way: on_connect comes when it completes.
+            if let Some(entry) = self.entry_mut(token) {
+                if let State::Stream(stream) = &mut entry.state {
+                    stream.connected = false;
+                }
+                entry.ready.writable = false;
+            }
+            self.update_interest(token);
+        } else if stream_socket {
+            // Connected already (EventMux's `ready` for an added socket): on_connect once
+            // the current callback, if any, has returned.
+            self.deferred.push_back(Deferred::Connect(token));
+        }
+        Ok(token)
     }
 
     /// Registers a handle with no descriptor.

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +36,8 @@ pub(crate) enum Deferred {
     Finalize(Token, CloseReason),
     /// Start a graceful close (after an error the handler could still answer).
     Close(Token, CloseReason),
+    /// Deliver `on_connect` to an added socket that was connected already.
+    Connect(Token),
 }
 
 pub(crate) struct Registry {
@@ -55,7 +58,12 @@ pub(crate) struct Registry {
     /// The final counters of the pump being finalized, for its `on_closing`/`on_close`.
     pub(crate) closed_pump: Option<(Token, PumpStats)>,
     next_generation: u32,
+    /// This reactor's identity, carried by every token it makes.
+    pub(crate) id: u32,
 }
+
+/// Reactor identities handed out so far in this process.
+static REACTORS: AtomicU32 = AtomicU32::new(0);
 
 impl Registry {
     pub(crate) fn new(selector: Box<dyn Selector>) -> Registry {
@@ -72,18 +80,27 @@ impl Registry {
             panic: None,
             closed_pump: None,
             next_generation: 0,
+            id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
         }
     }
 
     // ----- slots -------------------------------------------------------------------------
 
+    /// The slot `token` names, if the handle still exists (and the token is this
+    /// reactor's).
     pub(crate) fn entry(&self, token: Token) -> Option<&Entry> {
+        if token.reactor() != self.id {
+            return None;
+        }
         self.entries
             .get(token.index())
             .filter(|e| e.generation == token.generation())
     }
 
     pub(crate) fn entry_mut(&mut self, token: Token) -> Option<&mut Entry> {
+        if token.reactor() != self.id {
+            return None;
+        }
         self.entries
             .get_mut(token.index())
             .filter(|e| e.generation == token.generation())
@@ -106,7 +123,7 @@ impl Registry {
         self.entries
             .iter()
             .filter(|(_, e)| e.is_live())
-            .map(|(i, e)| Token::new(i, e.generation))
+            .map(|(i, e)| Token::new(i, e.generation, self.id))
     }
 
     /// Puts a new handle in a slot and registers its descriptor.
@@ -115,6 +132,13 @@ impl Registry {
         mut entry: Entry,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
+        entry.handler = Some(handler);
+        self.insert_entry(entry)
+    }
+
+    /// [`insert`](Registry::insert) without a handler yet (an accepted connection, whose
+    /// handler `on_accept` is about to give); it gets no callback until it has one.
+    pub(crate) fn insert_entry(&mut self, mut entry: Entry) -> io::Result<Token> {
         if entry.options.get_framing().is_some()
             && !matches!(entry.kind(), Kind::Stream | Kind::Listener)
         {
@@ -128,7 +152,6 @@ impl Registry {
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         entry.generation = self.next_generation;
-        entry.handler = Some(handler);
         if !self.selector.supports_edge() {
             entry.trigger = Trigger::Level;
         }
@@ -139,7 +162,7 @@ impl Registry {
         }
         entry.interest = entry.desired_interest();
         let slot = self.entries.vacant_entry();
-        let token = Token::new(slot.key(), entry.generation);
+        let token = Token::new(slot.key(), entry.generation, self.id);
         if let Some(fd) = &entry.fd {
             self.selector
                 .register(fd.as_fd(), token.to_key(), entry.interest, entry.trigger)?;
@@ -161,16 +184,27 @@ impl Registry {
         Some(entry)
     }
 
+    /// Drops a handle at once, with no callback: a connection `on_accept` refused.
+    pub(crate) fn discard(&mut self, token: Token) {
+        if let Some(entry) = self.take(token) {
+            log::trace!("{token}: discarded");
+            drop(entry);
+        }
+    }
+
     // ----- scheduling --------------------------------------------------------------------
 
     /// Brings a level-triggered registration in line with what the entry wants now.
     pub(crate) fn update_interest(&mut self, token: Token) {
         let Registry {
-            entries, selector, ..
+            entries,
+            selector,
+            id,
+            ..
         } = self;
         let Some(entry) = entries
             .get_mut(token.index())
-            .filter(|e| e.generation == token.generation())
+            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
         else {
             return;
         };
@@ -387,11 +421,14 @@ impl Registry {
     /// queued; the queue is dropped then (and reported missing).
     pub(crate) fn kill(&mut self, token: Token, reason: CloseReason) {
         let Registry {
-            entries, selector, ..
+            entries,
+            selector,
+            id,
+            ..
         } = self;
         let Some(entry) = entries
             .get_mut(token.index())
-            .filter(|e| e.generation == token.generation())
+            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
         else {
             return;
         };

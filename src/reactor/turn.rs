@@ -35,8 +35,13 @@ const FLUSH_ROUNDS: usize = 4;
 const ROUNDS_PER_TURN: usize = 8;
 
 impl Reactor {
-    /// One turn; see the module docs.
-    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// One turn; see the module docs. Returns whether anything happened: readiness, other
+    /// threads' work, a timer, or work queued before the turn.
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        let registry = &self.registry;
+        let pending = !(registry.deferred.is_empty()
+            && registry.dirty.is_empty()
+            && registry.ready.is_empty());
         self.process_deferred();
         let timeout = self.wait_time(timeout);
         self.events.clear();
@@ -58,7 +63,8 @@ impl Reactor {
         if woken {
             self.handoffs.woken();
         }
-        if woken || self.handoffs.left {
+        let handed_over = woken || self.handoffs.left;
+        if handed_over {
             self.drain_handoffs();
         }
         // Rounds over the ready list: each ready handle is served once per round (one read,
@@ -78,12 +84,12 @@ impl Reactor {
                 self.process_deferred();
             }
         }
-        self.fire_timers();
+        let fired = self.fire_timers();
         self.flush_dirty();
         if let Some(payload) = self.registry.panic.take() {
             std::panic::resume_unwind(payload);
         }
-        Ok(())
+        Ok(pending || handed_over || fired || !self.events.is_empty())
     }
 
     /// Waits for readiness into `self.events`, first polling without blocking for the
@@ -130,7 +136,7 @@ impl Reactor {
     }
 
     fn take_readiness(&mut self, event: Readiness) {
-        let token = Token::from_key(event.key);
+        let token = Token::from_key(event.key, self.registry.id);
         let Some(entry) = self.registry.entry_mut(token) else {
             // A handle finalized earlier in this batch: its slot may already be reused.
             return;
@@ -185,12 +191,13 @@ impl Reactor {
         self.registry.update_interest(token);
         match outcome {
             Flushed::Idle | Flushed::Partial => {}
-            Flushed::Drained => match self.registry.entry(token).map(|e| e.life) {
-                Some(Life::Closing { .. }) => self.registry.closing_drained(token),
-                _ => {
-                    dispatch(&mut self.registry, token, |h, ctx| h.on_sent(ctx));
+            Flushed::Drained => {
+                // EventMux posts `sent` for every drain, a graceful close's included.
+                dispatch(&mut self.registry, token, |h, ctx| h.on_sent(ctx));
+                if let Some(Life::Closing { .. }) = self.registry.entry(token).map(|e| e.life) {
+                    self.registry.closing_drained(token);
                 }
-            },
+            }
             Flushed::Failed(e) => self.registry.fail(token, e.into()),
         }
     }
@@ -210,9 +217,12 @@ impl Reactor {
         }
     }
 
-    fn fire_timers(&mut self) {
+    /// Fires the due timers; returns whether any was due.
+    fn fire_timers(&mut self) -> bool {
         let now = Instant::now();
+        let mut fired = false;
         while let Some((id, timer)) = self.registry.timers.pop_due(now) {
+            fired = true;
             let token = timer.token;
             let one_shot_done = self.registry.timers.get(id).is_none();
             let Some(entry) = self.registry.entry_mut(token) else {
@@ -243,6 +253,7 @@ impl Reactor {
             }
             self.process_deferred();
         }
+        fired
     }
 
     /// Delivers queued errors and finalizes closed handles, until nothing is queued.
@@ -253,6 +264,11 @@ impl Reactor {
                     dispatch(&mut self.registry, token, |h, ctx| h.on_error(ctx, &error));
                 }
                 Deferred::Close(token, reason) => self.registry.close_with(token, reason),
+                Deferred::Connect(token) => {
+                    if self.registry.is_live(token) {
+                        dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
+                    }
+                }
                 Deferred::Finalize(token, reason) => self.finalize(token, reason),
             }
         }
