@@ -11,7 +11,7 @@ use std::io;
 use crate::framing::FrameError;
 use crate::{Address, Kind, Token};
 
-/// What the error queue said about one datagram that could not be delivered.
+/// One datagram that could not be delivered: what its failed send or the error queue said.
 #[derive(Clone, Debug)]
 pub struct Undeliverable {
     pub(crate) errno: i32,
@@ -43,7 +43,8 @@ impl Undeliverable {
         }
     }
 
-    /// Who reported the error (the host or router that sent the ICMP message), if known.
+    /// Who reported the error (the host or router that sent the ICMP message), if known;
+    /// `None` for a send that failed here.
     pub fn from(&self) -> Option<&Address> {
         self.from.as_ref()
     }
@@ -87,8 +88,9 @@ pub enum Error {
     /// The stream broke its framing rule (a malformed HTTP head, a negative length, ...).
     /// The handle is closed after this error.
     Frame(FrameError),
-    /// A datagram sent with `send_to` could not be delivered (the Errors option, Linux): the
-    /// report the error queue held for it. The handle stays open.
+    /// A datagram could not be delivered: its send failed for good (`EMSGSIZE`, ...), or,
+    /// with the Errors option, the socket's error queue reported it (ICMP). The report names
+    /// the destination and carries the payload. The handle stays open.
     Undeliverable(Box<Undeliverable>),
     /// A datagram was larger than [`Options::read_size`](crate::Options::read_size): the
     /// first `read_size` bytes were delivered, the rest was lost. The handle stays open.

@@ -285,3 +285,47 @@ fn an_added_socket_mid_connect_gets_on_connect_when_it_completes() {
     run_until(&mut reactor, "the echo", |_| log.contains("cli:read"));
     assert_eq!(log.count("cli:connect"), 1);
 }
+
+/// Keeps the errors a datagram handle reports.
+struct Errors(Rc<RefCell<Vec<eventmux::Error>>>);
+
+impl Handler for Errors {
+    fn on_error(&mut self, _ctx: &mut Context<'_>, error: &eventmux::Error) {
+        let kept = match error {
+            eventmux::Error::Undeliverable(u) => eventmux::Error::Undeliverable(u.clone()),
+            other => eventmux::Error::Io(std::io::Error::other(other.to_string())),
+        };
+        self.0.borrow_mut().push(kept);
+    }
+}
+
+#[test]
+fn a_failed_datagram_send_names_its_destination_and_payload() {
+    let mut reactor = Reactor::new().unwrap();
+    let errors = Rc::new(RefCell::new(Vec::new()));
+    let token = reactor
+        .bind(
+            "udp://127.0.0.1:0",
+            Options::new(),
+            Box::new(Errors(errors.clone())),
+        )
+        .unwrap();
+    let peer = util::udp_peer();
+    let to: eventmux::Address = peer.local_addr().unwrap().into();
+    let too_big = vec![7u8; 70_000]; // past UDP's 65,507-byte payload: EMSGSIZE
+    reactor
+        .handle(token)
+        .unwrap()
+        .send_to(&to, &too_big)
+        .unwrap();
+    run_until(&mut reactor, "the failure", |_| !errors.borrow().is_empty());
+    let errors = errors.borrow();
+    let eventmux::Error::Undeliverable(report) = &errors[0] else {
+        panic!("want Undeliverable, got {:?}", errors[0]);
+    };
+    assert_eq!(report.errno(), libc::EMSGSIZE);
+    assert_eq!(report.to(), Some(&to));
+    assert_eq!(report.payload().len(), too_big.len());
+    assert!(reactor.handle(token).is_some(), "the handle stays open");
+    assert_eq!(reactor.handle(token).unwrap().buflen(), 0);
+}

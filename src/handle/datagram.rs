@@ -10,7 +10,9 @@
 //! segmented on UDP. Errors that belong to single datagrams are reported without closing the
 //! handle: `ECONNREFUSED` on a connected socket (an ICMP port unreachable for an earlier
 //! datagram) and, with the Errors option, each report read back from the socket error queue
-//! ([`Reactor::take_datagram_errors`], also used by pumps).
+//! ([`Reactor::take_datagram_errors`], also used by pumps). A datagram whose send failed for
+//! good (`EMSGSIZE`, say) is reported as [`Error::Undeliverable`] with its destination and
+//! payload, as the error queue's reports are.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -263,14 +265,27 @@ impl Registry {
                     queue.refuse_segmentation();
                 }
                 Err(SendFailure { error: e, .. }) => {
-                    if e.raw_os_error() == Some(libc::ECONNREFUSED) && refusals == 0 {
-                        refusals += 1;
-                    } else {
-                        queue.pop(1);
-                    }
-                    let drained = queue.is_empty();
                     log::debug!("{token}: datagram send: {e}");
-                    self.report(token, Error::Io(e));
+                    let error = if e.raw_os_error() == Some(libc::ECONNREFUSED) && refusals == 0 {
+                        // An earlier datagram's ICMP error: this one is tried again.
+                        refusals += 1;
+                        Error::Io(e)
+                    } else {
+                        // This datagram failed for good: name it and where it was going.
+                        let failed = queue.iter().next().map(|(data, to)| Undeliverable {
+                            errno: e.raw_os_error().unwrap_or(0),
+                            from: None,
+                            to: to
+                                .cloned()
+                                .or_else(|| SockRef::from(&fd).peer_addr().ok())
+                                .map(Address::from_sockaddr),
+                            payload: data.to_vec(),
+                        });
+                        queue.pop(1);
+                        failed.map_or(Error::Io(e), |u| Error::Undeliverable(Box::new(u)))
+                    };
+                    let drained = queue.is_empty();
+                    self.report(token, error);
                     if drained {
                         return Flushed::Drained;
                     }
