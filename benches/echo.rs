@@ -424,12 +424,12 @@ fn run_eventmux_server(
     stats: Arc<ServerStats>,
 ) -> io::Result<()> {
     let mut reactor = Reactor::with_backend(backend)?;
-    let listener = reactor.listen("127.0.0.1:0", Box::new(EchoListener { stats }))?;
+    let listener = reactor.listen("127.0.0.1:0", EchoListener { stats })?;
     let addr = reactor
         .handle(listener)
         .expect("just opened")
         .local_addr()?;
-    let watcher = reactor.add_handler(Box::new(StopWatcher { stop }));
+    let watcher = reactor.add_handler(StopWatcher { stop });
     reactor
         .handle(watcher)
         .expect("just added")

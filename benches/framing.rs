@@ -123,8 +123,8 @@ fn frame(decoder: &mut dyn Decoder, stream: &[u8]) -> (u64, u64) {
             match decoder.decode(&data[offset..], usize::MAX) {
                 Ok(Some(frame)) => {
                     records += 1;
-                    payload += black_box(&data[offset..][frame.payload]).len() as u64;
-                    offset += frame.consumed;
+                    payload += black_box(&data[offset..][frame.payload()]).len() as u64;
+                    offset += frame.consumed();
                 }
                 Ok(None) => break,
                 Err(e) => panic!("the generated stream is valid: {e}"),
@@ -144,7 +144,7 @@ fn frame(decoder: &mut dyn Decoder, stream: &[u8]) -> (u64, u64) {
     }
     if let Some(frame) = decoder.decode_eof(&pending) {
         records += 1;
-        payload += frame.payload.len() as u64;
+        payload += frame.payload().len() as u64;
     }
     (records, payload)
 }

@@ -334,9 +334,9 @@ fn run_pump_server(options: PumpOptions, ready: mpsc::Sender<Ready>) -> io::Resu
     let pump = reactor.pump(
         "udp://127.0.0.1:0",
         options,
-        Box::new(PumpEcho {
+        PumpEcho {
             errors: errors.clone(),
-        }),
+        },
     )?;
     let addr = reactor.handle(pump).expect("just opened").local_addr()?;
     let stop = StopSignal::Remote(reactor.remote()?);
@@ -345,11 +345,11 @@ fn run_pump_server(options: PumpOptions, ready: mpsc::Sender<Ready>) -> io::Resu
     let stats = reactor.pump_stats(pump).unwrap_or_default();
     Ok(format!(
         "pump received {}, delivered {}, dropped {}, truncated {}, failed receives {}; {}",
-        stats.received,
-        stats.delivered,
-        stats.dropped,
-        stats.truncated,
-        stats.errors,
+        stats.received(),
+        stats.delivered(),
+        stats.dropped(),
+        stats.truncated(),
+        stats.errors(),
         errors.describe()
     ))
 }
@@ -379,10 +379,10 @@ fn run_reactor_thread_server(ready: mpsc::Sender<Ready>) -> io::Result<String> {
     let socket = reactor.bind(
         "udp://127.0.0.1:0",
         Options::new(),
-        Box::new(DatagramEcho {
+        DatagramEcho {
             errors: errors.clone(),
             echoed: 0,
-        }),
+        },
     )?;
     let addr = reactor.handle(socket).expect("just opened").local_addr()?;
     let stop = StopSignal::Remote(reactor.remote()?);

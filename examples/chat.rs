@@ -53,7 +53,7 @@ fn main() -> std::io::Result<()> {
     let mut reactor = Reactor::new()?;
     // Accepted connections inherit these options, each with its own line buffer.
     let options = Options::new().framing(Framing::lines()).max_size(MAX_LINE);
-    let listener = reactor.listen_with(addr.as_str(), options, Box::new(Lobby))?;
+    let listener = reactor.listen_with(addr.as_str(), options, Lobby)?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

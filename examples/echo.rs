@@ -45,7 +45,7 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7007".into());
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen(addr.as_str(), Box::new(Server))?;
+    let listener = reactor.listen(addr.as_str(), Server)?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

@@ -146,7 +146,7 @@ pub fn start(reactor: &mut Reactor, addr: &str) -> std::io::Result<Token> {
     let options = Options::new()
         .framing(Framing::http())
         .max_size(MAX_REQUEST);
-    reactor.listen_with(addr, options, Box::new(Server))
+    reactor.listen_with(addr, options, Server)
 }
 
 #[allow(dead_code)] // tests include this file for `start`

@@ -49,7 +49,7 @@ fn main() -> std::io::Result<()> {
     let options = Options::new()
         .framing(Framing::size(Size::new(4, Endian::Big)))
         .max_size(MAX_RECORD + 4);
-    let listener = reactor.listen_with(addr.as_str(), options, Box::new(Server))?;
+    let listener = reactor.listen_with(addr.as_str(), options, Server)?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

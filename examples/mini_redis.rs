@@ -676,7 +676,7 @@ pub fn start(reactor: &mut Reactor, addr: &str) -> std::io::Result<Token> {
     let options = Options::new()
         .framing(Framing::custom(Resp))
         .max_size(MAX_REQUEST);
-    let listener = reactor.listen_with(addr, options, Box::new(Server { db }))?;
+    let listener = reactor.listen_with(addr, options, Server { db })?;
     // Active expiry ten times a second, like Redis's default hz.
     reactor
         .handle(listener)

@@ -49,8 +49,8 @@ fn main() -> std::io::Result<()> {
     let mut reactor = Reactor::new()?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
-    reactor.add(stdout, lines(), Box::new(Labelled { label: "stdout" }))?;
-    reactor.add(stderr, lines(), Box::new(Labelled { label: "stderr" }))?;
+    reactor.add(stdout, lines(), Labelled { label: "stdout" })?;
+    reactor.add(stderr, lines(), Labelled { label: "stderr" })?;
     // Returns when both pipes have reached end of file.
     reactor.run()?;
     let status = child.wait()?;

@@ -41,7 +41,7 @@ fn main() -> std::io::Result<()> {
         format!("udp://{addr}")
     };
     let mut reactor = Reactor::new()?;
-    let pump = reactor.pump(url.as_str(), options, Box::new(Echo))?;
+    let pump = reactor.pump(url.as_str(), options, Echo)?;
     let bound = reactor.handle(pump).expect("just opened").local_addr()?;
     println!("listening on {bound}");
     std::io::stdout().flush()?;

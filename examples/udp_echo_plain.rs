@@ -29,7 +29,7 @@ fn main() -> std::io::Result<()> {
         format!("udp://{addr}")
     };
     let mut reactor = Reactor::new()?;
-    let socket = reactor.bind(url.as_str(), Options::new(), Box::new(Echo))?;
+    let socket = reactor.bind(url.as_str(), Options::new(), Echo)?;
     let bound = reactor.handle(socket).expect("just opened").local_addr()?;
     println!("listening on {bound}");
     std::io::stdout().flush()?;

@@ -46,7 +46,7 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "/tmp/eventmux.sock".into());
     let path = PathBuf::from(path.strip_prefix("unix://").unwrap_or(&path));
     let mut reactor = Reactor::new()?;
-    reactor.listen(path.clone(), Box::new(Server))?;
+    reactor.listen(path.clone(), Server)?;
     println!("listening on {}", path.display());
     std::io::stdout().flush()?;
     reactor.run()

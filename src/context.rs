@@ -1,11 +1,13 @@
-//! What a callback may do: [`Context`] acts on the handle whose callback is running and
-//! reaches any other through [`Handle`].
+//! What a callback may do: [`Context`] acts on one handle (the one whose callback runs) and
+//! reaches any other through [`Context::handle`], which gives the same type for that
+//! handle ([`Handle`] is its other name). One set of operations serves both.
 //!
-//! Both are thin views over the reactor's registry. Nothing done through them calls back
-//! into a handler immediately: sends are queued and flushed at the end of the turn (one
-//! vectored write per handle), and closes, kills and errors are delivered once the current
-//! callback has returned.
+//! A context is a thin view over the reactor's registry. Nothing done through it calls
+//! back into a handler immediately: sends are queued and flushed at the end of the turn
+//! (one vectored write per handle), and closes, kills and errors are delivered once the
+//! current callback has returned.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -16,11 +18,12 @@ use bytes::Bytes;
 use crate::framing::Framing;
 use crate::reactor::registry::Registry;
 use crate::{
-    Address, CloseReason, Credentials, Error, Handler, IntoEndpoint, Kind, Options, TimerId, Token,
-    Transport,
+    Address, CloseReason, Credentials, Error, Handler, IntoEndpoint, IntoHandler, Kind, Options,
+    TimerId, Token, Transport,
 };
 
-/// Given to every callback: acts on this callback's handle, and on any other.
+/// Given to every callback: acts on this callback's handle, and reaches any other with
+/// [`handle`](Context::handle).
 ///
 /// ```
 /// use std::time::Duration;
@@ -44,14 +47,89 @@ pub struct Context<'a> {
     token: Token,
 }
 
+/// Another handle, reached through [`Context::handle`] or
+/// [`Reactor::handle`](crate::Reactor::handle): a [`Context`] for that handle, with the same
+/// operations.
+///
+/// ```
+/// use eventmux::{Context, Handler, Token};
+///
+/// /// Forwards what it reads to another handle.
+/// struct Forward { to: Token }
+///
+/// impl Handler for Forward {
+///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+///         match ctx.handle(self.to) {
+///             Some(mut peer) => { let _ = peer.send(data); }
+///             None => ctx.close(), // the other side is gone
+///         }
+///     }
+/// }
+/// ```
+pub type Handle<'a> = Context<'a>;
+
 impl<'a> Context<'a> {
     pub(crate) fn new(registry: &'a mut Registry, token: Token) -> Context<'a> {
         Context { registry, token }
     }
 
+    /// A context for `token`, if its handle is open (not closing, not gone).
+    pub(crate) fn of_live(registry: &'a mut Registry, token: Token) -> Option<Context<'a>> {
+        registry
+            .is_live(token)
+            .then_some(Context { registry, token })
+    }
+
     /// This handle's token. In `on_close` it is already stale.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Named;
+    /// impl Handler for Named {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         println!("{} connected", ctx.token());
+    ///     }
+    /// }
+    /// ```
     pub fn token(&self) -> Token {
         self.token
+    }
+
+    /// This handle's kind (`None` once it is gone, as in `on_close`).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Kind};
+    ///
+    /// struct Either;
+    /// impl Handler for Either {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+    ///         if ctx.kind() == Some(Kind::Datagram) {
+    ///             println!("one datagram of {} bytes", data.len());
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn kind(&self) -> Option<Kind> {
+        self.registry.entry(self.token).map(|e| e.kind())
+    }
+
+    /// What carries this handle's bytes (EventMux's `class()`); `None` once it is gone.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Transport};
+    ///
+    /// struct Local;
+    /// impl Handler for Local {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if ctx.transport() == Some(Transport::Unix) {
+    ///             let _ = ctx.peer_credentials().map(|c| println!("uid {}", c.uid()));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn transport(&self) -> Option<Transport> {
+        self.registry.entry(self.token).map(|e| e.transport)
     }
 
     /// This handle's descriptor (`None` for a virtual handle, after `remove`, and once the
@@ -78,29 +156,62 @@ impl<'a> Context<'a> {
             .map(|fd| fd.as_fd())
     }
 
-    /// This handle's kind (`None` once it is gone, as in `on_close`).
-    pub fn kind(&self) -> Option<Kind> {
-        self.kind_of(self.token)
-    }
-
     /// Queues `data` for sending; never blocks. It is written at the end of this turn,
-    /// together with everything else sent to this handle meanwhile.
+    /// together with everything else sent to this handle meanwhile. On a datagram handle
+    /// `data` is one datagram, for the connected peer.
     ///
     /// Fails if the handle is gone or closing, or if the queue would pass
     /// [`Options::max_output`]: then the handle also gets [`Error::OutputLimit`] in
     /// `on_error` and is killed.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+    ///         if let Err(e) = ctx.send(data) {
+    ///             eprintln!("not queued: {e}");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn send(&mut self, data: &[u8]) -> Result<(), Error> {
         self.registry.send(self.token, data)
     }
 
     /// Like [`send`](Context::send), but queues `data` without copying it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// Sends the same large page to every client, sharing one allocation.
+    /// struct Page { body: Bytes }
+    /// impl Handler for Page {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send_bytes(self.body.clone());
+    ///     }
+    /// }
+    /// ```
     pub fn send_bytes(&mut self, data: Bytes) -> Result<(), Error> {
         self.registry.send_bytes(self.token, data)
     }
 
-    /// Datagram handles: queues one datagram for `to` (EventMux's `sendto`); `send` on a
-    /// connected datagram handle sends to its peer. Never blocks; datagrams leave in order,
-    /// batched in one `sendmmsg` per turn.
+    /// Datagram handles: queues one datagram for `to` (EventMux's `sendto`). Never blocks;
+    /// datagrams leave in order, batched in one `sendmmsg` per turn.
+    ///
+    /// ```
+    /// use eventmux::{Address, Context, Handler};
+    ///
+    /// /// Answers every datagram to its sender.
+    /// struct Reply;
+    /// impl Handler for Reply {
+    ///     fn on_datagram(&mut self, ctx: &mut Context<'_>, data: &[u8], from: &Address) {
+    ///         let _ = ctx.send_to(from, data);
+    ///     }
+    /// }
+    /// ```
     pub fn send_to(&mut self, to: &Address, data: &[u8]) -> Result<(), Error> {
         self.registry.send_to(self.token, to, data)
     }
@@ -116,7 +227,7 @@ impl<'a> Context<'a> {
     /// impl Handler for Counted {
     ///     fn on_close(&mut self, ctx: &mut Context<'_>, _: CloseReason) {
     ///         if let Some(stats) = ctx.pump_stats() {
-    ///             eprintln!("{} received, {} dropped", stats.received, stats.dropped);
+    ///             eprintln!("{} received, {} dropped", stats.received(), stats.dropped());
     ///         }
     ///     }
     /// }
@@ -127,6 +238,24 @@ impl<'a> Context<'a> {
 
     /// What is queued and not yet written (EventMux's `buflen`): bytes for a stream,
     /// datagrams for a datagram handle.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// Stops reading while a slow peer has more than 1 MiB to take.
+    /// struct Careful;
+    /// impl Handler for Careful {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+    ///         let _ = ctx.send(data);
+    ///         if ctx.buflen() > 1 << 20 {
+    ///             let _ = ctx.pause_reading();
+    ///         }
+    ///     }
+    ///     fn on_sent(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.resume_reading();
+    ///     }
+    /// }
+    /// ```
     pub fn buflen(&self) -> usize {
         self.registry.buflen(self.token)
     }
@@ -135,52 +264,169 @@ impl<'a> Context<'a> {
     /// for the peer to close its side (what it still sends is discarded), then close. Waiting
     /// for the peer matters: closing a socket with unread input resets the connection, and a
     /// reset destroys what the peer has not read yet. The whole close is bounded by
-    /// [`Options::linger`]; `on_closing`/`on_close` follow. The handle's timers are cancelled
-    /// at once. Closing twice is harmless.
+    /// [`Options::linger`]; `on_sent` (for the drain), `on_closing` and `on_close` follow.
+    /// The handle's timers are cancelled at once. Closing twice is harmless.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Once;
+    /// impl Handler for Once {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, _request: &[u8]) {
+    ///         let _ = ctx.send(b"the answer\n");
+    ///         ctx.close(); // the answer is still written first
+    ///     }
+    /// }
+    /// ```
     pub fn close(&mut self) {
         self.registry.close_with(self.token, CloseReason::Closed);
     }
 
     /// Immediate close: the queue is dropped. `on_closing` reports how much was lost.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Strict;
+    /// impl Handler for Strict {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+    ///         if data.contains(&0) {
+    ///             ctx.kill(); // no goodbye for a peer that sends NUL bytes
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn kill(&mut self) {
         self.registry.kill(self.token, CloseReason::Killed);
     }
 
     /// Forgets the handle without closing it and returns its descriptor, now yours.
     /// `on_close(`[`CloseReason::Removed`]`)` follows.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// Hands the connection to blocking code on another thread after its first line.
+    /// struct HandOff;
+    /// impl Handler for HandOff {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, _line: &[u8]) {
+    ///         if let Ok(fd) = ctx.remove() {
+    ///             let stream = std::net::TcpStream::from(fd);
+    ///             std::thread::spawn(move || drop(stream));
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn remove(&mut self) -> Result<OwnedFd, Error> {
         self.registry.remove(self.token)
     }
 
     /// Stops reading until [`resume_reading`](Context::resume_reading): the kernel's buffer
     /// fills and TCP pushes back on the peer.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct OneAtATime;
+    /// impl Handler for OneAtATime {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, _request: &[u8]) {
+    ///         let _ = ctx.pause_reading(); // until the answer is out
+    ///         let _ = ctx.send(b"done\n");
+    ///     }
+    ///     fn on_sent(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.resume_reading();
+    ///     }
+    /// }
+    /// ```
     pub fn pause_reading(&mut self) -> Result<(), Error> {
         self.registry.set_paused(self.token, true)
     }
 
-    /// Resumes reading after [`pause_reading`](Context::pause_reading).
+    /// Resumes reading after [`pause_reading`](Context::pause_reading); input that waited
+    /// is delivered first.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Resume;
+    /// impl Handler for Resume {
+    ///     fn on_sent(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.resume_reading(); // harmless if reading was not paused
+    ///     }
+    /// }
+    /// ```
     pub fn resume_reading(&mut self) -> Result<(), Error> {
         self.registry.set_paused(self.token, false)
     }
 
     /// A one-shot timer: `on_timer` is called once, `after` from now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, TimerId};
+    ///
+    /// struct Impatient;
+    /// impl Handler for Impatient {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.set_timer(Duration::from_secs(5));
+    ///     }
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         ctx.close();
+    ///     }
+    /// }
+    /// ```
     pub fn set_timer(&mut self, after: Duration) -> Result<TimerId, Error> {
         self.registry.set_timer(self.token, after, None)
     }
 
     /// A repeating timer: `on_timer` every `period` until cancelled or the handle closes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, TimerId};
+    ///
+    /// struct Heartbeat;
+    /// impl Handler for Heartbeat {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.set_interval(Duration::from_secs(30));
+    ///     }
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         let _ = ctx.send(b"PING\r\n");
+    ///     }
+    /// }
+    /// ```
     pub fn set_interval(&mut self, period: Duration) -> Result<TimerId, Error> {
         self.registry.set_timer(self.token, period, Some(period))
     }
 
     /// Cancels a timer of this handle; `false` if it already fired (one-shot) or is unknown.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, TimerId};
+    ///
+    /// /// Closes a connection that says nothing for 10 s.
+    /// struct Idle { timer: Option<TimerId> }
+    /// impl Handler for Idle {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, _: &[u8]) {
+    ///         if let Some(old) = self.timer.take() {
+    ///             ctx.cancel_timer(old);
+    ///         }
+    ///         self.timer = ctx.set_timer(Duration::from_secs(10)).ok();
+    ///     }
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         ctx.close();
+    ///     }
+    /// }
+    /// ```
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
         self.registry.cancel_timer(self.token, timer)
     }
 
     /// Changes this handle's framing (EventMux's `set()`); `None` turns it off. Bytes already
     /// buffered are cut by the new rule, including the rest of the read being delivered now,
-    /// so a protocol can read a header by line and then a body by size:
+    /// so a protocol can read a header by line and then a body by size. On a listener it
+    /// changes the template for connections accepted from now on.
     ///
     /// ```
     /// use eventmux::framing::Framing;
@@ -208,247 +454,430 @@ impl<'a> Context<'a> {
     /// ManualAccept: accepts one waiting connection, returned non-blocking with its peer's
     /// address; `Ok(None)` when none is waiting. Register it with [`add`](Context::add) or
     /// drop it to refuse. On EMFILE/ENFILE the listener backs off before it reports again.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Options};
+    ///
+    /// struct Conn;
+    /// impl Handler for Conn {}
+    ///
+    /// /// Accepts by hand, at most 100 connections at a time.
+    /// struct Gate { open: usize }
+    /// impl Handler for Gate {
+    ///     fn on_accepting(&mut self, ctx: &mut Context<'_>) {
+    ///         while let Ok(Some((fd, _peer))) = ctx.accept() {
+    ///             if self.open < 100 && ctx.add(fd, Options::new(), Conn).is_ok() {
+    ///                 self.open += 1;
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn accept(&mut self) -> Result<Option<(OwnedFd, Address)>, Error> {
         self.registry.accept(self.token)
     }
 
     /// ManualRead: reads once from the descriptor (`Ok(0)` is end of stream).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Raw;
+    /// impl Handler for Raw {
+    ///     fn on_readable(&mut self, ctx: &mut Context<'_>) {
+    ///         let mut buf = [0; 4096];
+    ///         match ctx.read(&mut buf) {
+    ///             Ok(0) => ctx.close(),
+    ///             Ok(n) => println!("{n} bytes"),
+    ///             Err(_) => {} // EAGAIN: nothing more now
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         self.registry.read(self.token, buf)
     }
 
     /// ManualWrite: writes once to the descriptor, bypassing the queue.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Direct;
+    /// impl Handler for Direct {
+    ///     fn on_writable(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.write(b"written by hand\n");
+    ///     }
+    /// }
+    /// ```
     pub fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
         self.registry.write(self.token, data)
     }
 
     /// ManualWrite: asks for one `on_writable` when the handle can be written to.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// Writes a large buffer by hand, as the socket takes it.
+    /// struct Writer { rest: Vec<u8> }
+    /// impl Handler for Writer {
+    ///     fn on_writable(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Ok(n) = ctx.write(&self.rest) {
+    ///             self.rest.drain(..n);
+    ///         }
+    ///         if !self.rest.is_empty() {
+    ///             let _ = ctx.watch_writable();
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn watch_writable(&mut self) -> Result<(), Error> {
         self.registry.watch_writable(self.token)
     }
 
     /// The peer's address of this (IP) handle.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Logged;
+    /// impl Handler for Logged {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Ok(peer) = ctx.peer_addr() {
+    ///             println!("connection from {peer}");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn peer_addr(&self) -> Result<SocketAddr, Error> {
         self.registry.peer_addr(self.token)
     }
 
     /// The peer process of this Unix stream connection (`SO_PEERCRED`): pid, uid, gid.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct RootOnly;
+    /// impl Handler for RootOnly {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if ctx.peer_credentials().map_or(true, |c| c.uid() != 0) {
+    ///             ctx.kill();
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn peer_credentials(&self) -> Result<Credentials, Error> {
         self.registry.peer_credentials(self.token)
     }
 
-    /// What carries this handle's bytes (EventMux's `class()`).
-    pub fn transport(&self) -> Option<Transport> {
-        self.registry.entry(self.token).map(|e| e.transport)
-    }
-
     /// The local address of this (IP) handle; for a listener, where it listens.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Where;
+    /// impl Handler for Where {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.local_addr().map(|a| println!("served on {a}"));
+    ///     }
+    /// }
+    /// ```
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
         self.registry.local_addr(self.token)
     }
 
     /// Another handle, if it is still open (not closing, not gone).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Token};
+    ///
+    /// /// Relays between two connections.
+    /// struct Relay { other: Token }
+    /// impl Handler for Relay {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+    ///         match ctx.handle(self.other) {
+    ///             Some(mut other) => { let _ = other.send(data); }
+    ///             None => ctx.close(),
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn handle(&mut self, token: Token) -> Option<Handle<'_>> {
-        Handle::new(self.registry, token)
+        Context::of_live(self.registry, token)
     }
 
     /// Another handle's handler, if it is of type `T` (e.g. to reach room state). `None`
     /// for this callback's own handle: use `self`.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Token};
+    ///
+    /// struct Room { lines: usize }
+    /// impl Handler for Room {}
+    ///
+    /// struct Member { room: Token }
+    /// impl Handler for Member {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, _line: &[u8]) {
+    ///         if let Some(room) = ctx.handler_mut::<Room>(self.room) {
+    ///             room.lines += 1;
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn handler_mut<T: Handler>(&mut self, token: Token) -> Option<&mut T> {
         self.registry.handler_mut(token)
     }
 
     /// Every open handle's token (EventMux's `handles()`).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Kind};
+    ///
+    /// /// Broadcasts each line to every other stream.
+    /// struct Chat;
+    /// impl Handler for Chat {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+    ///         let me = ctx.token();
+    ///         let others: Vec<_> = ctx.tokens().filter(|&t| t != me).collect();
+    ///         for token in others {
+    ///             if let Some(mut other) = ctx.handle(token) {
+    ///                 if other.kind() == Some(Kind::Stream) {
+    ///                     let _ = other.send(line);
+    ///                 }
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
         self.registry.tokens()
     }
 
     /// The kind of any handle that still exists.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Kind, Token};
+    ///
+    /// struct Check { other: Token }
+    /// impl Handler for Check {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         assert_ne!(ctx.kind_of(self.other), Some(Kind::Listener));
+    ///     }
+    /// }
+    /// ```
     pub fn kind_of(&self, token: Token) -> Option<Kind> {
         self.registry.entry(token).map(|e| e.kind())
     }
 
-    /// Listens on a stream endpoint or binds a datagram one; see
-    /// [`Reactor::listen`](crate::Reactor::listen). Accepted connections inherit `options`.
+    /// Listens on a stream endpoint or binds a datagram one, with default [`Options`]; see
+    /// [`Reactor::listen`](crate::Reactor::listen).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Admin;
+    /// impl Handler for Admin {}
+    ///
+    /// /// Opens an admin port once the main one is up.
+    /// struct Main;
+    /// impl Handler for Main {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.listen("127.0.0.1:0", Admin);
+    ///     }
+    /// }
+    /// ```
     pub fn listen(
         &mut self,
         endpoint: impl IntoEndpoint,
-        options: Options,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.registry
-            .listen(endpoint.into_endpoint()?, options, handler)
+        self.listen_with(endpoint, Options::default(), handler)
     }
 
-    /// Connects to an endpoint; see [`Reactor::connect`](crate::Reactor::connect).
-    pub fn connect(
+    /// Listens with `options`, which accepted connections inherit; see
+    /// [`Reactor::listen_with`](crate::Reactor::listen_with).
+    ///
+    /// ```
+    /// use eventmux::framing::Framing;
+    /// use eventmux::{Context, Handler, Options};
+    ///
+    /// struct Lines;
+    /// impl Handler for Lines {}
+    ///
+    /// struct Boot;
+    /// impl Handler for Boot {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.listen_with("127.0.0.1:0", Options::new().framing(Framing::lines()), Lines);
+    ///     }
+    /// }
+    /// ```
+    pub fn listen_with(
         &mut self,
         endpoint: impl IntoEndpoint,
         options: Options,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
         self.registry
-            .connect(endpoint.into_endpoint()?, options, handler)
+            .listen(endpoint.into_endpoint()?, options, handler.into_handler())
     }
 
-    /// Adds an already-open socket; see [`Reactor::add`](crate::Reactor::add).
+    /// Binds a datagram endpoint; see [`Reactor::bind`](crate::Reactor::bind).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Options};
+    ///
+    /// struct Stats;
+    /// impl Handler for Stats {}
+    ///
+    /// struct Boot;
+    /// impl Handler for Boot {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.bind("udp://127.0.0.1:0", Options::new(), Stats);
+    ///     }
+    /// }
+    /// ```
+    pub fn bind(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        options: Options,
+        handler: impl IntoHandler,
+    ) -> io::Result<Token> {
+        self.listen_with(endpoint, options, handler)
+    }
+
+    /// Connects to an endpoint with default [`Options`]; see
+    /// [`Reactor::connect`](crate::Reactor::connect).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Backend;
+    /// impl Handler for Backend {}
+    ///
+    /// /// Opens a connection to a backend for every client.
+    /// struct Proxy;
+    /// impl Handler for Proxy {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if ctx.connect("127.0.0.1:6379", Backend).is_err() {
+    ///             ctx.close();
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn connect(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        handler: impl IntoHandler,
+    ) -> io::Result<Token> {
+        self.connect_with(endpoint, Options::default(), handler)
+    }
+
+    /// Connects with `options`; see [`Reactor::connect_with`](crate::Reactor::connect_with).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Options};
+    ///
+    /// struct Backend;
+    /// impl Handler for Backend {}
+    ///
+    /// struct Proxy;
+    /// impl Handler for Proxy {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.connect_with("127.0.0.1:6379", Options::new().nodelay(false), Backend);
+    ///     }
+    /// }
+    /// ```
+    pub fn connect_with(
+        &mut self,
+        endpoint: impl IntoEndpoint,
+        options: Options,
+        handler: impl IntoHandler,
+    ) -> io::Result<Token> {
+        self.registry
+            .connect(endpoint.into_endpoint()?, options, handler.into_handler())
+    }
+
+    /// Adds an already-open descriptor; see [`Reactor::add`](crate::Reactor::add).
+    ///
+    /// ```
+    /// use std::process::{Command, Stdio};
+    /// use eventmux::{Context, Handler, Options};
+    ///
+    /// struct Output;
+    /// impl Handler for Output {}
+    ///
+    /// /// Starts a helper process and reads its output.
+    /// struct Starter;
+    /// impl Handler for Starter {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         if let Ok(mut child) = Command::new("date").stdout(Stdio::piped()).spawn() {
+    ///             if let Some(out) = child.stdout.take() {
+    ///                 let _ = ctx.add(out, Options::new(), Output);
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn add(
         &mut self,
         fd: impl Into<OwnedFd>,
         options: Options,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.registry.add(fd.into(), options, handler)
+        self.registry
+            .add(fd.into(), options, handler.into_handler())
     }
 
-    /// Adds a handle without a descriptor; see [`Reactor::add_handler`](crate::Reactor::add_handler).
-    pub fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
-        self.registry.add_handler(handler)
+    /// Adds a handle without a descriptor; see
+    /// [`Reactor::add_handler`](crate::Reactor::add_handler).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Janitor;
+    /// impl Handler for Janitor {}
+    ///
+    /// struct Boot;
+    /// impl Handler for Boot {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let janitor = ctx.add_handler(Janitor);
+    ///         if let Some(mut janitor) = ctx.handle(janitor) {
+    ///             let _ = janitor.set_interval(std::time::Duration::from_secs(60));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn add_handler(&mut self, handler: impl IntoHandler) -> Token {
+        self.registry.add_handler(handler.into_handler())
     }
 
     /// Makes [`Reactor::run`](crate::Reactor::run) return after this turn.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Shutdown;
+    /// impl Handler for Shutdown {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+    ///         if line == b"SHUTDOWN" {
+    ///             ctx.stop();
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn stop(&mut self) {
         self.registry.stopped = true;
     }
 }
 
-/// Another handle, reached through [`Context::handle`] or [`Reactor::handle`](crate::Reactor::handle).
-///
-/// ```
-/// use eventmux::{Context, Handler, Token};
-///
-/// /// Forwards what it reads to another handle.
-/// struct Forward { to: Token }
-///
-/// impl Handler for Forward {
-///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
-///         match ctx.handle(self.to) {
-///             Some(mut peer) => { let _ = peer.send(data); }
-///             None => ctx.close(), // the other side is gone
-///         }
-///     }
-/// }
-/// ```
-pub struct Handle<'a> {
-    registry: &'a mut Registry,
-    token: Token,
-}
-
-impl<'a> Handle<'a> {
-    pub(crate) fn new(registry: &'a mut Registry, token: Token) -> Option<Handle<'a>> {
-        registry
-            .is_live(token)
-            .then_some(Handle { registry, token })
-    }
-
-    /// The handle's token.
-    pub fn token(&self) -> Token {
-        self.token
-    }
-
-    /// The handle's descriptor (`None` for a virtual handle); see [`Context::fd`].
-    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
-        self.registry
-            .entry(self.token)?
-            .fd
-            .as_ref()
-            .map(|fd| fd.as_fd())
-    }
-
-    /// The handle's kind.
-    pub fn kind(&self) -> Kind {
-        self.registry
-            .entry(self.token)
-            .expect("a Handle names a live slot")
-            .kind()
-    }
-
-    /// Queues `data`; see [`Context::send`].
-    pub fn send(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.registry.send(self.token, data)
-    }
-
-    /// Queues `data` without copying; see [`Context::send_bytes`].
-    pub fn send_bytes(&mut self, data: Bytes) -> Result<(), Error> {
-        self.registry.send_bytes(self.token, data)
-    }
-
-    /// Queues one datagram for `to`; see [`Context::send_to`].
-    pub fn send_to(&mut self, to: &Address, data: &[u8]) -> Result<(), Error> {
-        self.registry.send_to(self.token, to, data)
-    }
-
-    /// What is queued and not yet written (bytes, or datagrams for a datagram handle).
-    pub fn buflen(&self) -> usize {
-        self.registry.buflen(self.token)
-    }
-
-    /// What carries this handle's bytes.
-    pub fn transport(&self) -> Transport {
-        self.registry
-            .entry(self.token)
-            .expect("a Handle names a live slot")
-            .transport
-    }
-
-    /// The peer process of this Unix stream connection.
-    pub fn peer_credentials(&self) -> Result<Credentials, Error> {
-        self.registry.peer_credentials(self.token)
-    }
-
-    /// Graceful close; see [`Context::close`].
-    pub fn close(self) {
-        self.registry.close_with(self.token, CloseReason::Closed);
-    }
-
-    /// Immediate close; see [`Context::kill`].
-    pub fn kill(self) {
-        self.registry.kill(self.token, CloseReason::Killed);
-    }
-
-    /// Forgets the handle and returns its descriptor; see [`Context::remove`].
-    pub fn remove(self) -> Result<OwnedFd, Error> {
-        self.registry.remove(self.token)
-    }
-
-    /// Changes this handle's framing; see [`Context::set_framing`].
-    pub fn set_framing(&mut self, framing: Option<Framing>) -> Result<(), Error> {
-        self.registry.set_framing(self.token, framing)
-    }
-
-    /// Stops reading from this handle.
-    pub fn pause_reading(&mut self) -> Result<(), Error> {
-        self.registry.set_paused(self.token, true)
-    }
-
-    /// Resumes reading from this handle.
-    pub fn resume_reading(&mut self) -> Result<(), Error> {
-        self.registry.set_paused(self.token, false)
-    }
-
-    /// A one-shot timer delivered to this handle's `on_timer`.
-    pub fn set_timer(&mut self, after: Duration) -> Result<TimerId, Error> {
-        self.registry.set_timer(self.token, after, None)
-    }
-
-    /// A repeating timer delivered to this handle's `on_timer`.
-    pub fn set_interval(&mut self, period: Duration) -> Result<TimerId, Error> {
-        self.registry.set_timer(self.token, period, Some(period))
-    }
-
-    /// Cancels one of this handle's timers.
-    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.registry.cancel_timer(self.token, timer)
-    }
-
-    /// The peer's address of this (IP) handle.
-    pub fn peer_addr(&self) -> Result<SocketAddr, Error> {
-        self.registry.peer_addr(self.token)
-    }
-
-    /// The local address of this (IP) handle.
-    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        self.registry.local_addr(self.token)
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("token", &self.token)
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
     }
 }
 
@@ -463,20 +892,6 @@ impl AsFd for Context<'_> {
 
 /// The handle's descriptor number, `-1` for a handle without one.
 impl AsRawFd for Context<'_> {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd().map_or(-1, |fd| fd.as_raw_fd())
-    }
-}
-
-/// Panics for a handle without a descriptor; see [`Handle::fd`].
-impl AsFd for Handle<'_> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd().expect("this handle has no descriptor")
-    }
-}
-
-/// The handle's descriptor number, `-1` for a handle without one.
-impl AsRawFd for Handle<'_> {
     fn as_raw_fd(&self) -> RawFd {
         self.fd().map_or(-1, |fd| fd.as_raw_fd())
     }

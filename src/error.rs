@@ -171,8 +171,13 @@ impl From<io::Error> for Error {
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
+        let e = match e {
+            // The OS's own error, so `raw_os_error()` still tells the errno.
+            Error::Io(inner) => return inner,
+            other => other,
+        };
         let kind = match &e {
-            Error::Io(inner) => return io::Error::new(inner.kind(), e),
+            Error::Io(_) => io::ErrorKind::Other,
             Error::OutputLimit { .. } | Error::InputLimit { .. } => io::ErrorKind::OutOfMemory,
             Error::Frame(_) | Error::Truncated { .. } => io::ErrorKind::InvalidData,
             Error::Undeliverable(u) => return io::Error::from_raw_os_error(u.errno),
@@ -226,5 +231,20 @@ mod tests {
             payload: Vec::new(),
         };
         assert_eq!(report.message(), "Connection refused");
+    }
+
+    #[test]
+    fn an_os_error_keeps_its_errno_through_io_error() {
+        let reset = Error::Io(io::Error::from_raw_os_error(libc::ECONNRESET));
+        assert_eq!(
+            io::Error::from(reset).raw_os_error(),
+            Some(libc::ECONNRESET)
+        );
+        let limit = io::Error::from(Error::OutputLimit {
+            limit: 1,
+            queued: 1,
+            attempted: 1,
+        });
+        assert_eq!(limit.kind(), io::ErrorKind::OutOfMemory);
     }
 }

@@ -188,3 +188,35 @@ pub trait Handler: Any {
     /// this handler receives; it is dropped after it.
     fn on_close(&mut self, ctx: &mut Context<'_>, reason: CloseReason) {}
 }
+
+/// What the reactor's entry points take as a handler: any [`Handler`] by value, or one
+/// already boxed as `Box<dyn Handler>` (as `on_accept` returns them). So
+/// `reactor.listen(addr, Server)` needs no `Box::new`.
+///
+/// ```
+/// use eventmux::{Handler, IntoHandler};
+///
+/// struct Quiet;
+/// impl Handler for Quiet {}
+///
+/// let by_value = Quiet.into_handler();
+/// let boxed: Box<dyn Handler> = Box::new(Quiet);
+/// let same = boxed.into_handler();
+/// # let _ = (by_value, same);
+/// ```
+pub trait IntoHandler {
+    /// The handler, boxed for its slot.
+    fn into_handler(self) -> Box<dyn Handler>;
+}
+
+impl<T: Handler> IntoHandler for T {
+    fn into_handler(self) -> Box<dyn Handler> {
+        Box::new(self)
+    }
+}
+
+impl IntoHandler for Box<dyn Handler> {
+    fn into_handler(self) -> Box<dyn Handler> {
+        self
+    }
+}

@@ -25,7 +25,7 @@
 //!
 //! fn main() -> std::io::Result<()> {
 //!     let mut reactor = Reactor::new()?;
-//!     reactor.listen("127.0.0.1:7007", Box::new(Server))?;
+//!     reactor.listen("127.0.0.1:7007", Server)?;
 //!     reactor.run()
 //! }
 //! ```
@@ -65,7 +65,7 @@ pub use credentials::Credentials;
 pub use error::{CloseReason, Error, Undeliverable};
 pub use handle::listener::ACCEPT_BACKOFF;
 pub use handle::{Kind, Transport};
-pub use handler::{Handler, Incoming};
+pub use handler::{Handler, Incoming, IntoHandler};
 pub use options::{
     Options, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE,
 };

@@ -31,21 +31,23 @@ pub const DEFAULT_MAX_SIZE: usize = 1024 * 1024;
 ///     .read_size(4096)
 ///     .max_output(1 << 20)
 ///     .linger(Duration::from_secs(2));
-/// assert_eq!(options.get_read_size(), 4096);
+/// println!("{options:?}"); // the values, as the handle will use them
 /// ```
+///
+/// Options are a builder: they are set, not read back (their `Debug` output shows them).
 #[derive(Clone, Debug)]
 pub struct Options {
-    manual_accept: bool,
-    manual_read: bool,
-    manual_write: bool,
-    read_size: usize,
-    max_output: usize,
-    linger: Duration,
-    nodelay: bool,
-    framing: Option<Framing>,
-    max_size: usize,
-    kind: Option<Kind>,
-    errors: bool,
+    pub(crate) manual_accept: bool,
+    pub(crate) manual_read: bool,
+    pub(crate) manual_write: bool,
+    pub(crate) read_size: usize,
+    pub(crate) max_output: usize,
+    pub(crate) linger: Duration,
+    pub(crate) nodelay: bool,
+    pub(crate) framing: Option<Framing>,
+    pub(crate) max_size: usize,
+    pub(crate) kind: Option<Kind>,
+    pub(crate) errors: bool,
 }
 
 impl Default for Options {
@@ -170,60 +172,5 @@ impl Options {
     pub fn errors(mut self, on: bool) -> Options {
         self.errors = on;
         self
-    }
-
-    /// The forced kind, if any.
-    pub fn get_kind(&self) -> Option<Kind> {
-        self.kind
-    }
-
-    /// Whether the Errors option is on.
-    pub fn get_errors(&self) -> bool {
-        self.errors
-    }
-
-    /// The framing rule, if any.
-    pub fn get_framing(&self) -> Option<&Framing> {
-        self.framing.as_ref()
-    }
-
-    /// The input bound in bytes (`0`: none).
-    pub fn get_max_size(&self) -> usize {
-        self.max_size
-    }
-
-    /// Whether ManualAccept is on.
-    pub fn get_manual_accept(&self) -> bool {
-        self.manual_accept
-    }
-
-    /// Whether ManualRead is on.
-    pub fn get_manual_read(&self) -> bool {
-        self.manual_read
-    }
-
-    /// Whether ManualWrite is on.
-    pub fn get_manual_write(&self) -> bool {
-        self.manual_write
-    }
-
-    /// The read size in bytes.
-    pub fn get_read_size(&self) -> usize {
-        self.read_size
-    }
-
-    /// The output bound in bytes.
-    pub fn get_max_output(&self) -> usize {
-        self.max_output
-    }
-
-    /// The linger time of a graceful close.
-    pub fn get_linger(&self) -> Duration {
-        self.linger
-    }
-
-    /// Whether `TCP_NODELAY` is set on TCP connections.
-    pub fn get_nodelay(&self) -> bool {
-        self.nodelay
     }
 }

@@ -50,12 +50,12 @@ pub enum WhenFull {
 /// ```
 /// use eventmux::{PumpOptions, WhenFull};
 /// let options = PumpOptions::new().threads(4).reuse_port(true).batch(64).when_full(WhenFull::Drop);
-/// assert_eq!(options.get_threads(), 4);
+/// println!("{options:?}"); // a builder: set, not read back
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct PumpOptions {
     threads: usize,
-    reuse_port: bool,
+    pub(crate) reuse_port: bool,
     batch: usize,
     buffer_size: usize,
     capacity: usize,
@@ -153,16 +153,6 @@ impl PumpOptions {
         self.batch_scheduling = on;
         self
     }
-
-    /// Receive threads.
-    pub fn get_threads(&self) -> usize {
-        self.threads
-    }
-
-    /// Whether each thread gets its own `SO_REUSEPORT` socket.
-    pub fn get_reuse_port(&self) -> bool {
-        self.reuse_port
-    }
 }
 
 /// One received datagram (UDPPump's `from`, `buffer`, `len` and `errno`), given to
@@ -225,17 +215,39 @@ impl Packet {
 /// the latter gives the final counts, after the threads have stopped.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PumpStats {
+    received: u64,
+    delivered: u64,
+    dropped: u64,
+    truncated: u64,
+    errors: u64,
+}
+
+impl PumpStats {
     /// Datagrams the threads received.
-    pub received: u64,
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Packets handed to `on_packet`.
-    pub delivered: u64,
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
     /// Datagrams dropped in user space: a full channel under [`WhenFull::Drop`], or still
     /// queued when the pump closed (counted before `on_close`).
-    pub dropped: u64,
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// Datagrams larger than the buffer size (delivered cut).
-    pub truncated: u64,
+    pub fn truncated(&self) -> u64 {
+        self.truncated
+    }
+
     /// Receives that failed (delivered as packets with an errno).
-    pub errors: u64,
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
 }
 
 #[derive(Default)]
@@ -491,15 +503,11 @@ impl PumpThread {
 
 /// Moves the calling pump thread to `SCHED_BATCH`; a failure (a sandbox that forbids
 /// `sched_setscheduler`) only costs batching, so it is logged, not reported.
-#[cfg(any(target_os = "linux", target_os = "android"))]
 fn set_batch_scheduling() {
     if let Err(e) = sys::sched::set_batch_policy() {
         log::debug!("pump thread: SCHED_BATCH refused ({e}); running under the default policy");
     }
 }
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn set_batch_scheduling() {}
 
 /// Creates the sockets of a pump bound to `addr`: one, or one per thread with
 /// `SO_REUSEPORT`.

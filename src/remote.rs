@@ -75,7 +75,7 @@ pub(crate) enum Command {
 /// }
 ///
 /// let mut reactor = Reactor::new()?;
-/// let counter = reactor.add_handler(Box::new(Counter { total: 0 }));
+/// let counter = reactor.add_handler(Counter { total: 0 });
 /// let remote = reactor.remote()?;
 /// let worker = std::thread::spawn(move || {
 ///     for n in 1..=3u64 { remote.push_event(counter, n).unwrap(); }
@@ -89,6 +89,15 @@ pub struct Remote {
     commands: Sender<Command>,
     waker: Arc<Waker>,
     undelivered: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("undelivered", &self.undelivered())
+            .field("wakeups", &self.wakeups())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Remote {

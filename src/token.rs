@@ -24,7 +24,7 @@ use std::fmt;
 /// impl Handler for Nothing {}
 ///
 /// let mut reactor = Reactor::new()?;
-/// let token = reactor.add_handler(Box::new(Nothing));
+/// let token = reactor.add_handler(Nothing);
 /// assert!(reactor.handle(token).is_some());
 /// reactor.handle(token).unwrap().kill();
 /// reactor.run_once(Some(std::time::Duration::ZERO))?;

@@ -68,7 +68,7 @@ fn busy_reactor(
     let counter = Counter::default();
     let (datagrams, timers) = (counter.datagrams.clone(), counter.timers.clone());
     let token = reactor
-        .bind("udp://127.0.0.1:0", Options::new(), Box::new(counter))
+        .bind("udp://127.0.0.1:0", Options::new(), counter)
         .unwrap();
     let addr = reactor.handle(token).unwrap().local_addr().unwrap();
     (reactor, datagrams, timers, token, addr)

@@ -524,15 +524,15 @@ fn listen_and_connect_from_inside_a_callback_open_working_handles() {
                     return;
                 }
                 let l3 = l2.clone();
-                let inner = Acceptor::new("inner-lst", &l2, move |_, _| {
+                let inner = Acceptor::handler("inner-lst", &l2, move |_, _| {
                     Probe::new("inner-srv", &l3).echo().boxed()
                 });
-                let listener = ctx.listen("127.0.0.1:0", Options::new(), inner).unwrap();
+                let listener = ctx.listen("127.0.0.1:0", inner).unwrap();
                 let addr = ctx.handle(listener).unwrap().local_addr().unwrap();
                 let client = Probe::new("inner-cli", &l2)
                     .keeping(&got)
                     .on_connect(|ctx| ctx.send(b"hello").unwrap());
-                ctx.connect(addr, Options::new(), Box::new(client)).unwrap();
+                ctx.connect(addr, client).unwrap();
             })
             .boxed()
     });
@@ -582,10 +582,10 @@ fn stale_token_reaches_nothing_after_its_slot_is_reused() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
     let stale: Rc<RefCell<Option<Token>>> = Rc::default();
-    let keeper = reactor.add_handler(Box::new(Keeper {
+    let keeper = reactor.add_handler(Keeper {
         log: log.clone(),
         stale: stale.clone(),
-    }));
+    });
     let tokens: Rc<RefCell<Vec<Token>>> = Rc::default();
     let (l, t) = (log.clone(), tokens.clone());
     // a's client never closes, so a's graceful close waits out a (short) linger.
@@ -713,7 +713,7 @@ fn run_returns_once_the_last_handle_has_closed() {
     let (token, addr) = listen_local(
         &mut reactor,
         Options::new(),
-        Acceptor::new("lst", &log, move |_, _| {
+        Acceptor::handler("lst", &log, move |_, _| {
             let lst = lst.clone();
             Probe::new("srv", &l)
                 .on_read(move |ctx, _| {

@@ -104,7 +104,7 @@ fn accept_backs_off_on_emfile_without_spinning_and_recovers() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
     let server = Server { log: log.clone() };
-    let (_, addr) = listen_local(&mut reactor, Options::new(), Box::new(server));
+    let (_, addr) = listen_local(&mut reactor, Options::new(), server);
 
     // Connects complete in the kernel's backlog before anything is accepted.
     let mut clients: Vec<TcpStream> = (0..CLIENTS)

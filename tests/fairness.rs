@@ -120,7 +120,7 @@ fn server(reactor: &mut Reactor, pause_bulk: bool) -> (SocketAddr, Log, Shared) 
         pause_bulk,
     };
     let options = Options::new().read_size(4096);
-    let (_, addr) = listen_local(reactor, options, Box::new(server));
+    let (_, addr) = listen_local(reactor, options, server);
     (addr, log, stats)
 }
 

@@ -160,7 +160,7 @@ impl Decoder for Watched {
         }
         let result = self.inner.decode(buf, limit);
         if let Ok(Some(frame)) = &result {
-            self.consumed += frame.consumed;
+            self.consumed += frame.consumed();
         }
         result
     }
@@ -1049,7 +1049,7 @@ fn framing_inherited_through_connect() {
     let log = Log::default();
     let options = Options::new().framing(Framing::lines());
     reactor
-        .connect_with(addr, options, Box::new(Probe::new("cli", &log).framed()))
+        .connect_with(addr, options, Probe::new("cli", &log).framed())
         .unwrap();
     run_until_closed(&mut reactor, &log, "cli");
     join_client(&mut reactor, server);

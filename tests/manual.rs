@@ -64,9 +64,9 @@ impl Handler for ManualListener {
                         drop(fd);
                         continue;
                     }
-                    let echo = Box::new(Echo {
+                    let echo = Echo {
                         log: self.log.clone(),
-                    });
+                    };
                     ctx.add(fd, Options::new(), echo).unwrap();
                 }
                 Ok(None) => {
@@ -96,7 +96,7 @@ fn manual_accept_reports_accepting_and_accepts_with_ctx_accept() {
         refuse: false,
     };
     let options = Options::new().manual_accept(true);
-    let (_, addr) = listen_local(&mut reactor, options, Box::new(server));
+    let (_, addr) = listen_local(&mut reactor, options, server);
 
     let mut client = client(addr);
     let me = client.local_addr().unwrap();
@@ -133,7 +133,7 @@ fn manual_accept_refuses_by_dropping_the_descriptor() {
         refuse: true,
     };
     let options = Options::new().manual_accept(true);
-    let (listener, addr) = listen_local(&mut reactor, options, Box::new(server));
+    let (listener, addr) = listen_local(&mut reactor, options, server);
 
     let mut client = client(addr);
     let accepted = format!("accepted {}", client.local_addr().unwrap());
@@ -204,7 +204,7 @@ fn manual_read_calls_on_readable_and_never_on_read() {
     let log = Log::default();
     let options = Options::new().manual_read(true);
     let server = ManualReadServer { log: log.clone() };
-    let (_, addr) = listen_local(&mut reactor, options, Box::new(server));
+    let (_, addr) = listen_local(&mut reactor, options, server);
 
     let mut client = client(addr);
     client.write_all(b"read me by hand").unwrap();
@@ -271,7 +271,7 @@ fn manual_write_calls_on_writable_on_request_and_send_still_works() {
     let log = Log::default();
     let options = Options::new().manual_write(true);
     let server = ManualWriteServer { log: log.clone() };
-    let (_, addr) = listen_local(&mut reactor, options, Box::new(server));
+    let (_, addr) = listen_local(&mut reactor, options, server);
 
     let mut client = client(addr);
     run_until(&mut reactor, "the queued output drained", |_| {
@@ -323,7 +323,7 @@ fn probe_accepted_stream(probe: fn(&mut Context<'_>) -> String) -> String {
         log: log.clone(),
         probe,
     };
-    let (_, addr) = listen_local(&mut reactor, Options::new(), Box::new(server));
+    let (_, addr) = listen_local(&mut reactor, Options::new(), server);
     let _client = client(addr);
     run_until(&mut reactor, "the probe", |_| !log.entries().is_empty());
     log.entries().remove(0)
@@ -355,10 +355,10 @@ fn add_takes_a_connected_std_stream() {
     let mut client = client(listener.local_addr().unwrap());
     let (server_side, _) = listener.accept().unwrap();
 
-    let echo = Box::new(Echo { log: log.clone() });
+    let echo = Echo { log: log.clone() };
     let token = reactor.add(server_side, Options::new(), echo).unwrap();
     let handle = reactor.handle(token).unwrap();
-    assert_eq!(handle.kind(), Kind::Stream);
+    assert_eq!(handle.kind(), Some(Kind::Stream));
     assert_eq!(handle.peer_addr().unwrap(), client.local_addr().unwrap());
 
     client.write_all(b"ping").unwrap();
@@ -375,9 +375,9 @@ fn add_takes_a_std_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
 
-    let server = Box::new(EchoServer { log: log.clone() });
+    let server = EchoServer { log: log.clone() };
     let token = reactor.add(listener, Options::new(), server).unwrap();
-    assert_eq!(reactor.handle(token).unwrap().kind(), Kind::Listener);
+    assert_eq!(reactor.handle(token).unwrap().kind(), Some(Kind::Listener));
     assert_eq!(reactor.handle(token).unwrap().local_addr().unwrap(), addr);
 
     let mut client = client(addr);
@@ -394,13 +394,13 @@ fn add_takes_a_udp_socket_as_a_datagram_handle() {
     let mut reactor = Reactor::new().unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
-    let server = Box::new(EchoServer {
+    let server = EchoServer {
         log: Log::default(),
-    });
+    };
     let token = reactor.add(socket, Options::new(), server).unwrap();
     let handle = reactor.handle(token).unwrap();
-    assert_eq!(handle.kind(), Kind::Datagram);
-    assert_eq!(handle.transport(), eventmux::Transport::Udp);
+    assert_eq!(handle.kind(), Some(Kind::Datagram));
+    assert_eq!(handle.transport(), Some(eventmux::Transport::Udp));
     assert_eq!(handle.local_addr().unwrap(), addr);
 }
 
@@ -408,9 +408,9 @@ fn add_takes_a_udp_socket_as_a_datagram_handle() {
 fn add_refuses_a_regular_file() {
     let mut reactor = Reactor::new().unwrap();
     let file = std::fs::File::open("Cargo.toml").unwrap();
-    let server = Box::new(EchoServer {
+    let server = EchoServer {
         log: Log::default(),
-    });
+    };
     let error = reactor.add(file, Options::new(), server).unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::Unsupported);
     assert!(reactor.is_empty());

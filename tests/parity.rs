@@ -104,7 +104,7 @@ fn run_once_says_whether_anything_happened() {
     });
     assert!(happened, "the accept was something");
 
-    let token = reactor.add_handler(Box::new(Probe::new("timer", &log)));
+    let token = reactor.add_handler(Probe::new("timer", &log));
     reactor
         .handle(token)
         .unwrap()
@@ -192,7 +192,7 @@ fn a_handle_s_descriptor_is_reachable() {
     let fds = fds.borrow();
     assert!(fds[0] >= 0 && fds[0] == fds[1], "{fds:?}");
 
-    let virtual_handle = reactor.add_handler(Box::new(Probe::new("v", &log)));
+    let virtual_handle = reactor.add_handler(Probe::new("v", &log));
     let handle = reactor.handle(virtual_handle).unwrap();
     assert_eq!(handle.as_raw_fd(), -1, "a virtual handle has no descriptor");
     assert!(handle.fd().is_none());
@@ -204,8 +204,8 @@ fn a_token_from_another_reactor_is_refused_not_applied() {
     let mut second = Reactor::new().unwrap();
     let log = Log::default();
     // The same slot and generation in both: only the reactor tells them apart.
-    let theirs = first.add_handler(Box::new(Probe::new("first", &log)));
-    let ours = second.add_handler(Box::new(Probe::new("second", &log)));
+    let theirs = first.add_handler(Probe::new("first", &log));
+    let ours = second.add_handler(Probe::new("second", &log));
     assert_eq!(
         (theirs.index(), theirs.generation()),
         (ours.index(), ours.generation())
@@ -217,13 +217,13 @@ fn a_token_from_another_reactor_is_refused_not_applied() {
     // From inside a callback of the second reactor, too.
     let outcome = Rc::new(RefCell::new(String::new()));
     let o = outcome.clone();
-    let prober = second.add_handler(Box::new(Probe::new("p", &log).on_timer(move |ctx| {
-        let kill = ctx.handle(theirs).map(|h| h.kill());
+    let prober = second.add_handler(Probe::new("p", &log).on_timer(move |ctx| {
+        let kill = ctx.handle(theirs).map(|mut h| h.kill());
         let timer = ctx
             .handle(ours)
             .map(|mut h| h.set_timer(Duration::from_secs(60)).is_ok());
         *o.borrow_mut() = format!("{kill:?} {timer:?}");
-    })));
+    }));
     second
         .handle(prober)
         .unwrap()
@@ -249,7 +249,7 @@ fn an_added_connected_socket_gets_on_connect_once() {
     let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (mut accepted, _) = listener.accept().unwrap();
     reactor
-        .add(stream, Options::new(), Box::new(Probe::new("added", &log)))
+        .add(stream, Options::new(), Probe::new("added", &log))
         .unwrap();
     run_until(&mut reactor, "on_connect", |_| {
         log.contains("added:connect")
@@ -276,11 +276,7 @@ fn an_added_socket_mid_connect_gets_on_connect_when_it_completes() {
     }
     let probe = Probe::new("cli", &log).on_connect(|ctx| ctx.send(b"ping").unwrap());
     reactor
-        .add(
-            std::os::fd::OwnedFd::from(socket),
-            Options::new(),
-            Box::new(probe),
-        )
+        .add(std::os::fd::OwnedFd::from(socket), Options::new(), probe)
         .unwrap();
     run_until(&mut reactor, "the echo", |_| log.contains("cli:read"));
     assert_eq!(log.count("cli:connect"), 1);
@@ -304,11 +300,7 @@ fn a_failed_datagram_send_names_its_destination_and_payload() {
     let mut reactor = Reactor::new().unwrap();
     let errors = Rc::new(RefCell::new(Vec::new()));
     let token = reactor
-        .bind(
-            "udp://127.0.0.1:0",
-            Options::new(),
-            Box::new(Errors(errors.clone())),
-        )
+        .bind("udp://127.0.0.1:0", Options::new(), Errors(errors.clone()))
         .unwrap();
     let peer = util::udp_peer();
     let to: eventmux::Address = peer.local_addr().unwrap().into();

@@ -81,7 +81,7 @@ impl Recorder {
         self
     }
 
-    fn boxed(self) -> Box<Recorder> {
+    fn boxed(self) -> Box<dyn Handler> {
         Box::new(self)
     }
 }
@@ -153,7 +153,10 @@ fn record(reactor: &mut Reactor, fd: impl Into<OwnedFd>, seen: &Shared) -> Token
 
 fn shape(reactor: &mut Reactor, token: Token) -> (Kind, Transport) {
     let handle = reactor.handle(token).expect("the handle is open");
-    (handle.kind(), handle.transport())
+    (
+        handle.kind().expect("an open handle has a kind"),
+        handle.transport().expect("and a transport"),
+    )
 }
 
 fn closed(seen: &Shared) -> bool {
@@ -338,7 +341,7 @@ fn socketpair_ends_are_streams() {
 fn type_detection_for_every_kind() {
     let mut reactor = Reactor::new().unwrap();
     let mut add = |fd: OwnedFd| -> io::Result<(Kind, Transport)> {
-        let token = reactor.add(fd, Options::new(), Box::new(Idle))?;
+        let token = reactor.add(fd, Options::new(), Idle)?;
         Ok(shape(&mut reactor, token))
     };
 

@@ -143,10 +143,10 @@ fn four_threads_post_100k_events_each_all_delivered_once_in_per_thread_order() {
         next: vec![0; THREADS],
         ..Ordered::default()
     }));
-    let checker = reactor.add_handler(Box::new(OrderChecker {
+    let checker = reactor.add_handler(OrderChecker {
         seen: seen.clone(),
         expected_total: THREADS as u64 * EACH,
-    }));
+    });
     let remote = reactor.remote().unwrap();
     let watchdog = Watchdog::stopping(remote.clone());
 
@@ -182,7 +182,7 @@ fn remote_run_executes_on_the_reactor_thread_with_a_context() {
     let mut reactor = Reactor::new().unwrap();
     let (ours, mut theirs) = UnixStream::pair().unwrap();
     theirs.set_nonblocking(true).unwrap();
-    let stream = reactor.add(ours, Options::new(), Box::new(Quiet)).unwrap();
+    let stream = reactor.add(ours, Options::new(), Quiet).unwrap();
     let remote = reactor.remote().unwrap();
 
     let ran_on = Arc::new(Mutex::new(None));
@@ -242,11 +242,7 @@ impl Handler for Acceptor {
 fn remote_send_reaches_a_stream_handle() {
     let mut reactor = Reactor::new().unwrap();
     let accepted = Rc::new(Cell::new(None));
-    let (_, addr) = listen_local(
-        &mut reactor,
-        Options::new(),
-        Box::new(Acceptor(accepted.clone())),
-    );
+    let (_, addr) = listen_local(&mut reactor, Options::new(), Acceptor(accepted.clone()));
     let mut client = TcpStream::connect(addr).unwrap();
     client.set_nonblocking(true).unwrap();
     run_until(&mut reactor, "the accepted connection", |_| {
@@ -281,13 +277,13 @@ fn stale_token_is_counted_never_misdelivered() {
     let mut reactor = Reactor::new().unwrap();
     let remote = reactor.remote().unwrap();
     let old_events = Rc::new(RefCell::new(Vec::new()));
-    let old = reactor.add_handler(Box::new(Events(old_events.clone())));
+    let old = reactor.add_handler(Events(old_events.clone()));
     reactor.handle(old).unwrap().kill();
     reactor.run_once(Some(Duration::ZERO)).unwrap();
     assert!(reactor.handle(old).is_none());
 
     let new_events = Rc::new(RefCell::new(Vec::new()));
-    let new = reactor.add_handler(Box::new(Events(new_events.clone())));
+    let new = reactor.add_handler(Events(new_events.clone()));
     assert_eq!(new.index(), old.index(), "the slot is reused");
     assert_ne!(new, old);
 
@@ -314,13 +310,13 @@ fn stale_token_is_counted_never_misdelivered() {
 fn remote_stop_makes_run_return() {
     let mut reactor = Reactor::new().unwrap();
     let events = Rc::new(RefCell::new(Vec::new()));
-    let token = reactor.add_handler(Box::new(Events(events.clone())));
+    let token = reactor.add_handler(Events(events.clone()));
     let remote = reactor.remote().unwrap();
     // If stop is ignored, the watchdog kills the only handle: run then returns because
     // nothing is left, and the handle is missing below.
     let watchdog = Watchdog::arm(remote.clone(), move |remote| {
         let _ = remote.run(move |ctx| {
-            if let Some(handle) = ctx.handle(token) {
+            if let Some(mut handle) = ctx.handle(token) {
                 handle.kill();
             }
         });
@@ -348,7 +344,7 @@ fn remote_stop_makes_run_return() {
 #[test]
 fn remote_after_the_reactor_is_dropped_reports_disconnected() {
     let mut reactor = Reactor::new().unwrap();
-    let token = reactor.add_handler(Box::new(Quiet));
+    let token = reactor.add_handler(Quiet);
     let remote = reactor.remote().unwrap();
     let clone = remote.clone();
     drop(reactor);
@@ -399,11 +395,11 @@ fn wakeups_are_coalesced() {
     let mut reactor = Reactor::new().unwrap();
     let (started, burst_sent) = (Arc::default(), Arc::<AtomicBool>::default());
     let seen = Rc::new(RefCell::new(Vec::new()));
-    let busy = reactor.add_handler(Box::new(Busy {
+    let busy = reactor.add_handler(Busy {
         started: Arc::clone(&started),
         burst_sent: burst_sent.clone(),
         seen: seen.clone(),
-    }));
+    });
     let remote = reactor.remote().unwrap();
 
     // Event 0 keeps the reactor thread busy while events 1..=BURST are pushed.

@@ -147,7 +147,7 @@ fn connect_reports_on_connect_and_delivers_sends_queued_before_it() {
     let addr = listener.local_addr().unwrap();
 
     let probe = Probe::new("cli", &log).on_connect(|ctx| ctx.send(b"+late").unwrap());
-    let token = reactor.connect(addr, Box::new(probe)).unwrap();
+    let token = reactor.connect(addr, probe).unwrap();
     {
         let mut handle = reactor.handle(token).expect("a connecting handle is open");
         handle
@@ -182,9 +182,7 @@ fn refused_connect_reports_error_then_closing_then_close_once() {
         .local_addr()
         .unwrap();
 
-    let token = reactor
-        .connect(addr, Box::new(Probe::new("cli", &log)))
-        .unwrap();
+    let token = reactor.connect(addr, Probe::new("cli", &log)).unwrap();
     run_until(&mut reactor, "the close", |_| {
         log.contains("cli:close:Error")
     });
@@ -448,7 +446,7 @@ impl Handler for Counter {}
 fn handler_mut_reaches_another_handles_state_and_checks_the_type() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let counter = reactor.add_handler(Box::new(Counter { bytes: 0 }));
+    let counter = reactor.add_handler(Counter { bytes: 0 });
     let l = log.clone();
     let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
         let l2 = l.clone();

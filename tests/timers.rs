@@ -107,8 +107,8 @@ fn one_shot_timer_fires_once_and_run_returns_after_the_handle_kills_itself() {
     let log = Log::default();
     let mut handler = Timed::new(&log);
     handler.arm_probe_on_first = true;
-    let token = reactor.add_handler(Box::new(handler));
-    assert_eq!(reactor.handle(token).unwrap().kind(), Kind::Virtual);
+    let token = reactor.add_handler(handler);
+    assert_eq!(reactor.handle(token).unwrap().kind(), Some(Kind::Virtual));
 
     let start = Instant::now();
     let id = reactor
@@ -137,7 +137,7 @@ fn one_shot_timer_fires_once_and_run_returns_after_the_handle_kills_itself() {
 fn repeating_timer_fires_until_cancelled_and_the_handle_stays() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let token = reactor.add_handler(Box::new(Timed::new(&log)));
+    let token = reactor.add_handler(Timed::new(&log));
     let id = reactor
         .handle(token)
         .unwrap()
@@ -169,7 +169,7 @@ fn repeating_timer_fires_until_cancelled_and_the_handle_stays() {
 fn cancelled_timer_is_never_delivered() {
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let token = reactor.add_handler(Box::new(Timed::new(&log)));
+    let token = reactor.add_handler(Timed::new(&log));
     let mut handle = reactor.handle(token).unwrap();
     let cancelled = handle.set_timer(Duration::from_millis(10)).unwrap();
     assert!(handle.cancel_timer(cancelled));
@@ -186,7 +186,7 @@ fn timers_fire_in_deadline_order() {
     let _watchdog = watchdog("timers_fire_in_deadline_order");
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let token = reactor.add_handler(Box::new(Timed::new(&log)));
+    let token = reactor.add_handler(Timed::new(&log));
     let mut handle = reactor.handle(token).unwrap();
     let t30 = handle.set_timer(Duration::from_millis(30)).unwrap();
     let t10 = handle.set_timer(Duration::from_millis(10)).unwrap();
@@ -213,8 +213,8 @@ fn timer_of_a_closed_handle_is_never_delivered() {
     let mut reactor = Reactor::new().unwrap();
     let victim_log = Log::default();
     let killer_log = Log::default();
-    let victim = reactor.add_handler(Box::new(Timed::new(&victim_log)));
-    let killer = reactor.add_handler(Box::new(Timed::new(&killer_log)));
+    let victim = reactor.add_handler(Timed::new(&victim_log));
+    let killer = reactor.add_handler(Timed::new(&killer_log));
 
     let orphan = reactor
         .handle(victim)
@@ -251,8 +251,8 @@ fn timer_of_a_closed_handle_is_never_delivered() {
 fn cancel_with_another_handles_timer_id_fails_and_leaves_it_armed() {
     let mut reactor = Reactor::new().unwrap();
     let owner_log = Log::default();
-    let owner = reactor.add_handler(Box::new(Timed::new(&owner_log)));
-    let other = reactor.add_handler(Box::new(Timed::new(&Log::default())));
+    let owner = reactor.add_handler(Timed::new(&owner_log));
+    let other = reactor.add_handler(Timed::new(&Log::default()));
     let id = reactor
         .handle(owner)
         .unwrap()
@@ -271,7 +271,7 @@ fn run_returns_when_the_last_handle_closes_with_timers_pending() {
     let _watchdog = watchdog("run_returns_when_the_last_handle_closes_with_timers_pending");
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let token = reactor.add_handler(Box::new(Timed::new(&log)));
+    let token = reactor.add_handler(Timed::new(&log));
     let mut handle = reactor.handle(token).unwrap();
     let pending = handle.set_timer(Duration::from_secs(3600)).unwrap();
     let interval = handle.set_interval(Duration::from_secs(3600)).unwrap();
@@ -295,7 +295,7 @@ fn run_once_with_zero_timeout_polls_and_returns() {
 
     // With a handle whose only timer is far away, a poll delivers nothing.
     let log = Log::default();
-    let token = reactor.add_handler(Box::new(Timed::new(&log)));
+    let token = reactor.add_handler(Timed::new(&log));
     reactor
         .handle(token)
         .unwrap()

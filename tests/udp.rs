@@ -20,8 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use eventmux::{
-    Address, CloseReason, Context, Error, Handler, Kind, Options, Reactor, Token, Transport,
-    Undeliverable,
+    Address, CloseReason, Context, Error, Handler, IntoHandler, Kind, Options, Reactor, Token,
+    Transport, Undeliverable,
 };
 use util::{run_until, DEADLINE};
 
@@ -82,21 +82,21 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(seen: &Shared) -> Box<Recorder> {
-        Box::new(Recorder {
+    fn new(seen: &Shared) -> Recorder {
+        Recorder {
             seen: seen.clone(),
             hook: None,
-        })
+        }
     }
 
     fn on_datagram(
         seen: &Shared,
         hook: impl FnMut(&mut Context<'_>, &[u8], &Address) + 'static,
-    ) -> Box<Recorder> {
-        Box::new(Recorder {
+    ) -> Recorder {
+        Recorder {
             seen: seen.clone(),
             hook: Some(Box::new(hook)),
-        })
+        }
     }
 }
 
@@ -128,7 +128,7 @@ impl Handler for Recorder {
 fn bind_local(
     reactor: &mut Reactor,
     options: Options,
-    handler: Box<dyn Handler>,
+    handler: impl IntoHandler,
 ) -> (Token, SocketAddr) {
     let token = reactor
         .bind("udp://127.0.0.1:0", options, handler)
@@ -188,8 +188,8 @@ fn one_datagram_arrives_with_its_sender_address() {
     let seen = Shared::default();
     let (token, addr) = bind_local(&mut reactor, Options::new(), Recorder::new(&seen));
     let handle = reactor.handle(token).unwrap();
-    assert_eq!(handle.kind(), Kind::Datagram);
-    assert_eq!(handle.transport(), Transport::Udp);
+    assert_eq!(handle.kind(), Some(Kind::Datagram));
+    assert_eq!(handle.transport(), Some(Transport::Udp));
 
     let peer = udp_peer();
     peer.send_to(b"hello, datagram", addr).unwrap();
@@ -218,7 +218,7 @@ impl Handler for Reads {
 fn empty_datagram_is_an_empty_read() {
     let mut reactor = Reactor::new().unwrap();
     let reads = Rc::new(RefCell::new(Vec::new()));
-    let (token, addr) = bind_local(&mut reactor, Options::new(), Box::new(Reads(reads.clone())));
+    let (token, addr) = bind_local(&mut reactor, Options::new(), Reads(reads.clone()));
 
     let peer = udp_peer();
     peer.send_to(b"", addr).unwrap();
@@ -365,8 +365,8 @@ fn send_to_reaches_the_given_address_and_send_reaches_the_connected_peer() {
         .connect(format!("udp://{peer_addr}"), Recorder::new(&connected_seen))
         .unwrap();
     let handle = reactor.handle(connected).unwrap();
-    assert_eq!(handle.kind(), Kind::Datagram);
-    assert_eq!(handle.transport(), Transport::Udp);
+    assert_eq!(handle.kind(), Some(Kind::Datagram));
+    assert_eq!(handle.transport(), Some(Transport::Udp));
     assert_eq!(handle.peer_addr().unwrap(), peer_addr);
     let connected_addr = handle.local_addr().unwrap();
     reactor
@@ -790,7 +790,10 @@ fn ipv6_udp_round_trip() {
         .unwrap();
     let addr = reactor.handle(token).unwrap().local_addr().unwrap();
     assert!(addr.is_ipv6(), "{addr}");
-    assert_eq!(reactor.handle(token).unwrap().transport(), Transport::Udp);
+    assert_eq!(
+        reactor.handle(token).unwrap().transport(),
+        Some(Transport::Udp)
+    );
 
     peer.send_to(b"over IPv6", addr).unwrap();
     assert_eq!(

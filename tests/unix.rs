@@ -111,7 +111,7 @@ impl Recorder {
         self
     }
 
-    fn boxed(self) -> Box<Recorder> {
+    fn boxed(self) -> Box<dyn Handler> {
         Box::new(self)
     }
 }
@@ -250,8 +250,8 @@ fn unix_stream_echo_through_a_url_path() {
         )
         .unwrap();
     let handle = reactor.handle(listener).unwrap();
-    assert_eq!(handle.kind(), Kind::Listener);
-    assert_eq!(handle.transport(), Transport::Unix);
+    assert_eq!(handle.kind(), Some(Kind::Listener));
+    assert_eq!(handle.transport(), Some(Transport::Unix));
     assert!(
         is_socket_file(&path),
         "the listener binds {}",
@@ -291,7 +291,10 @@ fn reactor_connects_to_a_unix_listener_by_url() {
                 .boxed(),
         )
         .unwrap();
-    assert_eq!(reactor.handle(token).unwrap().transport(), Transport::Unix);
+    assert_eq!(
+        reactor.handle(token).unwrap().transport(),
+        Some(Transport::Unix)
+    );
     run_until(&mut reactor, "the echo", |_| {
         client.borrow().bytes.len() >= b"ping from the reactor".len()
     });
@@ -356,8 +359,8 @@ fn unix_datagram_bound_reports_the_sender_path_and_replies_with_send_to() {
         )
         .unwrap();
     let handle = reactor.handle(token).unwrap();
-    assert_eq!(handle.kind(), Kind::Datagram);
-    assert_eq!(handle.transport(), Transport::Unix);
+    assert_eq!(handle.kind(), Some(Kind::Datagram));
+    assert_eq!(handle.transport(), Some(Transport::Unix));
     assert!(is_socket_file(&path));
 
     let (peer, peer_path) = bound_datagram_peer("dgram-peer");
@@ -434,8 +437,8 @@ fn unbound_unix_datagram_sends_to_a_path() {
         )
         .unwrap();
     let handle = reactor.handle(token).unwrap();
-    assert_eq!(handle.kind(), Kind::Datagram);
-    assert_eq!(handle.transport(), Transport::Unix);
+    assert_eq!(handle.kind(), Some(Kind::Datagram));
+    assert_eq!(handle.transport(), Some(Transport::Unix));
 
     let to = Address::unix(&*receiver_path).unwrap();
     reactor
@@ -482,7 +485,7 @@ fn connected_unix_datagram_send_reaches_the_bound_path() {
             Recorder::new(&seen).boxed(),
         )
         .unwrap();
-    assert_eq!(reactor.handle(token).unwrap().kind(), Kind::Datagram);
+    assert_eq!(reactor.handle(token).unwrap().kind(), Some(Kind::Datagram));
 
     reactor.handle(token).unwrap().send(b"via send").unwrap();
     let mut got = Vec::new();

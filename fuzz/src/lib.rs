@@ -118,17 +118,17 @@ pub struct Outcome {
 
 /// Panics unless `frame` is a valid answer about `len` bytes.
 fn check_frame(frame: &Frame, len: usize, what: &str) {
-    assert!(frame.consumed >= 1, "{what}: consumed 0 bytes: {frame:?}");
+    assert!(frame.consumed() >= 1, "{what}: consumed 0 bytes: {frame:?}");
     assert!(
-        frame.consumed <= len,
+        frame.consumed() <= len,
         "{what}: consumed past the {len} bytes given: {frame:?}"
     );
     assert!(
-        frame.payload.start <= frame.payload.end,
+        frame.payload().start <= frame.payload().end,
         "{what}: reversed payload: {frame:?}"
     );
     assert!(
-        frame.payload.end <= frame.consumed,
+        frame.payload().end <= frame.consumed(),
         "{what}: payload ends past consumed: {frame:?}"
     );
 }
@@ -157,8 +157,8 @@ pub fn feed(decoder: &mut dyn Decoder, stream: &[u8], plan: &[Read], limit: usiz
             match decoder.decode(&pending, limit) {
                 Ok(Some(frame)) => {
                     check_frame(&frame, pending.len(), "decode");
-                    records.push(pending[frame.payload.clone()].to_vec());
-                    pending.drain(..frame.consumed);
+                    records.push(pending[frame.payload()].to_vec());
+                    pending.drain(..frame.consumed());
                     asked_again = false;
                 }
                 Ok(None) if read.ask_again && !asked_again => asked_again = true,
@@ -175,8 +175,8 @@ pub fn feed(decoder: &mut dyn Decoder, stream: &[u8], plan: &[Read], limit: usiz
     // The reactor calls decode_eof even with nothing left.
     let last = decoder.decode_eof(&pending).map(|frame| {
         check_frame(&frame, pending.len(), "decode_eof");
-        let record = pending[frame.payload.clone()].to_vec();
-        pending.drain(..frame.consumed);
+        let record = pending[frame.payload()].to_vec();
+        pending.drain(..frame.consumed());
         record
     });
     Outcome {

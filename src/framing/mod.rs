@@ -28,17 +28,32 @@ pub use size::{Endian, Size};
 /// One record found at the start of a buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// Where the bytes handed to `on_read` lie in the buffer.
-    pub payload: Range<usize>,
-    /// How many bytes from the start of the buffer the record used up (headers, delimiter,
-    /// skipped bytes included). Must be at least 1.
-    pub consumed: usize,
+    pub(crate) payload: Range<usize>,
+    pub(crate) consumed: usize,
 }
 
 impl Frame {
     /// A record whose payload is `payload` and which used up `consumed` bytes.
+    ///
+    /// ```
+    /// use eventmux::framing::Frame;
+    /// // "hi\r\n": the payload is "hi", the record used up all four bytes.
+    /// let frame = Frame::new(0..2, 4);
+    /// assert_eq!((frame.payload(), frame.consumed()), (0..2, 4));
+    /// ```
     pub fn new(payload: Range<usize>, consumed: usize) -> Frame {
         Frame { payload, consumed }
+    }
+
+    /// Where the bytes handed to `on_read` lie in the buffer.
+    pub fn payload(&self) -> Range<usize> {
+        self.payload.clone()
+    }
+
+    /// How many bytes from the start of the buffer the record used up (headers, delimiter,
+    /// skipped bytes included). At least 1.
+    pub fn consumed(&self) -> usize {
+        self.consumed
     }
 
     /// Checks a decoder's answer against the `len` bytes it was given.
@@ -232,8 +247,8 @@ impl Framing {
     /// use eventmux::framing::Framing;
     /// let mut lines = Framing::lines().into_decoder();
     /// let frame = lines.decode(b"hi\r\nrest", usize::MAX).unwrap().unwrap();
-    /// assert_eq!(frame.payload, 0..2);
-    /// assert_eq!(frame.consumed, 4);
+    /// assert_eq!(frame.payload(), 0..2);
+    /// assert_eq!(frame.consumed(), 4);
     /// ```
     pub fn into_decoder(self) -> Box<dyn Decoder> {
         self.decoder

@@ -62,7 +62,7 @@ impl Reactor {
             return;
         };
         if entry.wants_read() && ready.readable {
-            if entry.options.get_manual_read() {
+            if entry.options.manual_read {
                 dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
             } else if !datagram.held.is_empty() {
                 self.deliver_held_datagrams(token);
@@ -87,7 +87,7 @@ impl Reactor {
         let Some(entry) = self.registry.entry_mut(token) else {
             return;
         };
-        let slot = entry.options.get_read_size();
+        let slot = entry.options.read_size;
         let area = slot * DATAGRAMS_PER_VISIT;
         if self.read_buf.len() < area {
             // Zeroed by the allocator: pages a datagram never reaches are never touched.

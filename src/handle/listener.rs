@@ -36,7 +36,7 @@ impl Reactor {
         if !entry.wants_read() || !entry.ready.readable {
             return;
         }
-        if entry.options.get_manual_accept() {
+        if entry.options.manual_accept {
             dispatch(&mut self.registry, token, |h, ctx| h.on_accepting(ctx));
             return;
         }
@@ -123,7 +123,7 @@ impl Registry {
         transport: Transport,
         options: Rc<Options>,
     ) -> io::Result<Token> {
-        if transport == Transport::Tcp && options.get_nodelay() {
+        if transport == Transport::Tcp && options.nodelay {
             SockRef::from(&fd).set_tcp_nodelay(true)?;
         }
         let shape = Shape::socket(Kind::Stream, transport);

@@ -59,7 +59,7 @@ impl Reactor {
         options: PumpOptions,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        if options.get_reuse_port() {
+        if options.reuse_port {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "reuse_port needs the pump to create its sockets: use Reactor::pump with an endpoint",

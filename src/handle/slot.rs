@@ -146,17 +146,17 @@ impl Entry {
         options: Rc<Options>,
         connected: bool,
     ) -> Entry {
-        let manual = options.get_manual_read()
-            || options.get_manual_write()
-            || (shape.kind == Kind::Listener && options.get_manual_accept());
+        let manual = options.manual_read
+            || options.manual_write
+            || (shape.kind == Kind::Listener && options.manual_accept);
         let state = match shape.kind {
             Kind::Stream => State::Stream(Stream {
                 output: OutputQueue::default(),
                 input: InputBuffer::default(),
-                decoder: options.get_framing().map(|f| f.decoder.fresh()),
+                decoder: options.framing.as_ref().map(|f| f.decoder.fresh()),
                 connected,
                 eof: false,
-                watch_writable: options.get_manual_write(),
+                watch_writable: options.manual_write,
                 short_read_drains: shape.short_read_drains,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {

@@ -61,7 +61,7 @@ fn next(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
     let Some(entry) = registry.entry_mut(token).filter(|e| e.wants_read()) else {
         return Next::Wait;
     };
-    let limit = match entry.options.get_max_size() {
+    let limit = match entry.options.max_size {
         0 => usize::MAX,
         n => n,
     };
@@ -138,7 +138,7 @@ impl Reactor {
         let readable = ready.readable || ready.read_closed;
         if entry.discards_input() && readable {
             self.discard_input(token);
-        } else if entry.wants_read() && entry.options.get_manual_read() {
+        } else if entry.wants_read() && entry.options.manual_read {
             if readable {
                 dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
             }
@@ -191,7 +191,7 @@ impl Reactor {
         let Some(entry) = self.registry.entry_mut(token) else {
             return;
         };
-        let read_size = entry.options.get_read_size();
+        let read_size = entry.options.read_size;
         if self.read_buf.len() < read_size {
             self.read_buf.resize(read_size, 0);
         }
@@ -531,7 +531,7 @@ impl Registry {
         let entry = self.live_mut(token)?;
         let kind = entry.kind();
         match &mut entry.state {
-            State::Stream(stream) if entry.options.get_manual_write() => {
+            State::Stream(stream) if entry.options.manual_write => {
                 stream.watch_writable = true;
             }
             _ => {

@@ -25,9 +25,12 @@ use handoff::Handoffs;
 use registry::Registry;
 
 use crate::selector::{self, Readiness};
+use std::fmt;
+use std::net::SocketAddr;
+
 use crate::{
-    Backend, Handle, Handler, IntoEndpoint, Options, PanicPolicy, PumpOptions, PumpStats, Remote,
-    Token,
+    Backend, Context, Error, Handle, Handler, IntoEndpoint, IntoHandler, Options, PanicPolicy,
+    PumpOptions, PumpStats, Remote, Token,
 };
 
 /// The event loop: owns every handle and dispatches its events to its [`Handler`].
@@ -51,7 +54,7 @@ use crate::{
 ///
 /// fn main() -> std::io::Result<()> {
 ///     let mut reactor = Reactor::new()?;
-///     reactor.listen("127.0.0.1:7007", Box::new(Server))?;
+///     reactor.listen("127.0.0.1:7007", Server)?;
 ///     reactor.run()
 /// }
 /// ```
@@ -72,13 +75,27 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// A reactor on the platform's default [`Backend`] (epoll on Linux), unless the
-    /// `EVENTMUX_BACKEND` environment variable names another (see [`Backend::from_env`]).
+    /// A reactor on the default [`Backend`] (epoll), unless the `EVENTMUX_BACKEND`
+    /// environment variable names another (see [`Backend::from_env`]).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let reactor = eventmux::Reactor::new()?;
+    /// assert!(reactor.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> io::Result<Reactor> {
         Reactor::with_backend(Backend::from_env())
     }
 
     /// A reactor on the given readiness backend (EventMux's `EventLoop` option).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Backend, Reactor};
+    /// let reactor = Reactor::with_backend(Backend::Poll)?; // poll(2), level-triggered
+    /// # drop(reactor); Ok(()) }
+    /// ```
     pub fn with_backend(backend: Backend) -> io::Result<Reactor> {
         crate::sys::signal::ignore_sigpipe();
         let selector = selector::open(backend)?;
@@ -95,6 +112,14 @@ impl Reactor {
     }
 
     /// Chooses what happens when a callback panics (default: kill that handle, go on).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{PanicPolicy, Reactor};
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.set_panic_policy(PanicPolicy::Propagate); // run() resumes the panic
+    /// # Ok(()) }
+    /// ```
     pub fn set_panic_policy(&mut self, policy: PanicPolicy) {
         self.registry.panic_policy = policy;
     }
@@ -110,8 +135,16 @@ impl Reactor {
     /// interprocessor interrupt through the hypervisor, that wakeup costs the sender more
     /// than the message. A server that spins through the short gaps between a client's
     /// requests saves its clients those wakeups. Worth it on a dedicated core under steady
-    /// load (`examples/mini_redis` uses 200 µs); a waste on a shared or mostly idle one.
-    /// Timers still fire on time: the window never runs past the next due timer.
+    /// load; a waste on a shared or mostly idle one. Timers still fire on time: the window
+    /// never runs past the next due timer.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let mut reactor = eventmux::Reactor::new()?;
+    /// reactor.set_busy_poll(Duration::from_micros(200));
+    /// # Ok(()) }
+    /// ```
     pub fn set_busy_poll(&mut self, window: Duration) {
         self.busy_poll = window;
     }
@@ -120,118 +153,333 @@ impl Reactor {
     /// `"127.0.0.1:7007"`, `"tcp://[::1]:7007"`, `"unix:///tmp/app.sock"`,
     /// `"udp://0.0.0.0:5353"`, `"unix_dgram:///tmp/app.dgram"`, a `SocketAddr` (TCP) or a
     /// `Path` (Unix stream); see [`Endpoint`](crate::Endpoint). Port 0 picks a free port:
-    /// read it back with [`Handle::local_addr`]. Host names are resolved (blocking) with the
-    /// system resolver; the first address is used.
+    /// read it back with [`Reactor::local_addr`]. Host names are resolved (blocking) with
+    /// the system resolver; the first address is used.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let listener = reactor.listen("127.0.0.1:0", Server)?;
+    /// println!("listening on {}", reactor.local_addr(listener)?);
+    /// # Ok(()) }
+    /// ```
     pub fn listen(
         &mut self,
         endpoint: impl IntoEndpoint,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.registry
-            .listen(endpoint.into_endpoint()?, Options::default(), handler)
+        self.listen_with(endpoint, Options::default(), handler)
     }
 
     /// Listens with the given options, which accepted connections inherit.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::framing::Framing;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct LineServer;
+    /// impl Handler for LineServer {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let options = Options::new().framing(Framing::lines()).max_size(4096);
+    /// reactor.listen_with("127.0.0.1:0", options, LineServer)?;
+    /// # Ok(()) }
+    /// ```
     pub fn listen_with(
         &mut self,
         endpoint: impl IntoEndpoint,
         options: Options,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
         self.registry
-            .listen(endpoint.into_endpoint()?, options, handler)
+            .listen(endpoint.into_endpoint()?, options, handler.into_handler())
     }
 
     /// Connects to an endpoint. For a stream, the connect is non-blocking: success arrives as
     /// `on_connect`, refusal as `on_error` then `on_close`, and sends made before it
     /// completes are queued. A datagram handle is connected at once (`send` goes to the
     /// endpoint; ECONNREFUSED from it reaches `on_error` without closing the handle).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Context, Handler, Reactor};
+    ///
+    /// struct Client;
+    /// impl Handler for Client {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(b"PING\r\n");
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// reactor.connect(server.local_addr()?, Client)?;
+    /// # Ok(()) }
+    /// ```
     pub fn connect(
         &mut self,
         endpoint: impl IntoEndpoint,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.registry
-            .connect(endpoint.into_endpoint()?, Options::default(), handler)
+        self.connect_with(endpoint, Options::default(), handler)
     }
 
     /// Connects with the given options.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Client;
+    /// impl Handler for Client {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let options = Options::new().linger(Duration::from_secs(1));
+    /// reactor.connect_with(server.local_addr()?, options, Client)?;
+    /// # Ok(()) }
+    /// ```
     pub fn connect_with(
         &mut self,
         endpoint: impl IntoEndpoint,
         options: Options,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
         self.registry
-            .connect(endpoint.into_endpoint()?, options, handler)
+            .connect(endpoint.into_endpoint()?, options, handler.into_handler())
     }
 
     /// Adds an already-open descriptor: a socket (stream, listener or datagram, told apart
     /// with `SO_TYPE` and `SO_ACCEPTCONN`), a pipe or FIFO end, a terminal, a child
     /// process's stdin/stdout/stderr, or any `OwnedFd` of those. [`Options::kind`] forces the
     /// kind. Write-only ends get a send queue and `on_sent`; read-only ends end with a normal
-    /// close at end of file. The descriptor is made non-blocking unless both manual modes
-    /// are on; mind that this changes the open file description, which a terminal shares
-    /// with other processes.
+    /// close at end of file. A stream socket gets `on_connect` (at once if it is connected,
+    /// when its connect completes otherwise). The descriptor is made non-blocking unless
+    /// both manual modes are on; mind that this changes the open file description, which a
+    /// terminal shares with other processes.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::os::unix::net::UnixStream;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Peer;
+    /// impl Handler for Peer {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, _theirs) = UnixStream::pair()?;
+    /// reactor.add(ours, Options::new(), Peer)?;
+    /// # Ok(()) }
+    /// ```
     pub fn add(
         &mut self,
         fd: impl Into<OwnedFd>,
         options: Options,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.registry.add(fd.into(), options, handler)
+        self.registry
+            .add(fd.into(), options, handler.into_handler())
     }
 
     /// Binds a datagram endpoint (the same as [`listen_with`](Reactor::listen_with), named
     /// for what it does to a datagram socket).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Address, Context, Handler, Options, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_datagram(&mut self, ctx: &mut Context<'_>, data: &[u8], from: &Address) {
+    ///         let _ = ctx.send_to(from, data);
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.bind("udp://127.0.0.1:0", Options::new(), Echo)?;
+    /// # Ok(()) }
+    /// ```
     pub fn bind(
         &mut self,
         endpoint: impl IntoEndpoint,
         options: Options,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.registry
-            .listen(endpoint.into_endpoint()?, options, handler)
+        self.listen_with(endpoint, options, handler)
     }
 
     /// Adds a handle with no descriptor: it gets timers (and is closed like any other). A
     /// home for work that belongs to no connection.
-    pub fn add_handler(&mut self, handler: Box<dyn Handler>) -> Token {
-        self.registry.add_handler(handler)
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, Reactor, TimerId};
+    ///
+    /// struct Ticker;
+    /// impl Handler for Ticker {
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         ctx.kill(); // once is enough
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let ticker = reactor.add_handler(Ticker);
+    /// reactor.handle(ticker).unwrap().set_timer(Duration::from_millis(1))?;
+    /// reactor.run()?; // returns once the ticker is gone
+    /// # Ok(()) }
+    /// ```
+    pub fn add_handler(&mut self, handler: impl IntoHandler) -> Token {
+        self.registry.add_handler(handler.into_handler())
     }
 
-    /// A handle, if it is still open.
+    /// A handle, if it is still open: the same operations a callback's [`Context`](crate::Context)
+    /// has, from outside any callback.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Peer;
+    /// impl Handler for Peer {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, _theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// let token = reactor.add(ours, Options::new(), Peer)?;
+    /// reactor.handle(token).unwrap().send(b"queued from outside")?;
+    /// # Ok(()) }
+    /// ```
     pub fn handle(&mut self, token: Token) -> Option<Handle<'_>> {
-        Handle::new(&mut self.registry, token)
+        Context::of_live(&mut self.registry, token)
     }
 
     /// A handle's handler, if it is of type `T`.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Counter { hits: u32 }
+    /// impl Handler for Counter {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let token = reactor.add_handler(Counter { hits: 0 });
+    /// reactor.handler_mut::<Counter>(token).unwrap().hits += 1;
+    /// assert_eq!(reactor.handler_mut::<Counter>(token).unwrap().hits, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn handler_mut<T: Handler>(&mut self, token: Token) -> Option<&mut T> {
         self.registry.handler_mut(token)
     }
 
+    /// The local address of an IP handle; for a listener, where it listens.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let listener = reactor.listen("127.0.0.1:0", Server)?;
+    /// assert_ne!(reactor.local_addr(listener)?.port(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_addr(&self, token: Token) -> Result<SocketAddr, Error> {
+        self.registry.local_addr(token)
+    }
+
     /// Every open handle's token.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let token = reactor.add_handler(Quiet);
+    /// assert_eq!(reactor.tokens().collect::<Vec<_>>(), [token]);
+    /// # Ok(()) }
+    /// ```
     pub fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
         self.registry.tokens()
     }
 
     /// How many handles exist (including ones still closing).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.add_handler(Quiet);
+    /// assert_eq!(reactor.len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.registry.entries.len()
     }
 
     /// Whether no handle exists.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// assert!(eventmux::Reactor::new()?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.registry.entries.is_empty()
     }
 
     /// Makes [`run`](Reactor::run) return after the current turn.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.add_handler(Quiet);
+    /// reactor.stop();
+    /// reactor.run()?; // returns at once: stopped
+    /// # Ok(()) }
+    /// ```
     pub fn stop(&mut self) {
         self.registry.stopped = true;
     }
 
     /// A handle for other threads: run closures here, push events to handles, send bytes,
     /// stop the reactor. Cheap to clone; all clones share one bounded channel.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct KeepAlive;
+    /// impl Handler for KeepAlive {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.add_handler(KeepAlive);
+    /// let remote = reactor.remote()?;
+    /// std::thread::spawn(move || remote.stop()).join().unwrap().unwrap();
+    /// reactor.run()?; // the other thread stopped it
+    /// # Ok(()) }
+    /// ```
     pub fn remote(&mut self) -> io::Result<Remote> {
         self.handoffs.remote(&*self.registry.selector)
     }
@@ -255,7 +503,7 @@ impl Reactor {
     /// }
     ///
     /// let mut reactor = Reactor::new()?;
-    /// reactor.pump("udp://127.0.0.1:7008", PumpOptions::new().threads(2), Box::new(Echo))?;
+    /// reactor.pump("udp://127.0.0.1:7008", PumpOptions::new().threads(2), Echo)?;
     /// reactor.run()
     /// # }
     /// ```
@@ -263,29 +511,84 @@ impl Reactor {
         &mut self,
         endpoint: impl IntoEndpoint,
         options: PumpOptions,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.open_pump(endpoint.into_endpoint()?, options, handler)
+        self.open_pump(endpoint.into_endpoint()?, options, handler.into_handler())
     }
 
-    /// Starts a pump on a datagram socket you bound (or connected) yourself, e.g. a
-    /// `std::net::UdpSocket` (`.into()` converts it). `reuse_port` is not available here.
+    /// Starts a pump on a datagram socket you bound (or connected) yourself: a
+    /// `std::net::UdpSocket`, a `std::os::unix::net::UnixDatagram`, or any `OwnedFd` of a
+    /// datagram socket. `reuse_port` is not available here.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, PumpOptions, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// reactor.pump_socket(socket, PumpOptions::new(), Sink)?;
+    /// reactor.run()
+    /// # }
+    /// ```
     pub fn pump_socket(
         &mut self,
-        socket: impl Into<socket2::Socket>,
+        socket: impl Into<OwnedFd>,
         options: PumpOptions,
-        handler: Box<dyn Handler>,
+        handler: impl IntoHandler,
     ) -> io::Result<Token> {
-        self.open_pump_socket(socket.into(), options, handler)
+        let socket = socket2::Socket::from(socket.into());
+        self.open_pump_socket(socket, options, handler.into_handler())
     }
 
     /// A pump's counters (`None` if `token` is not a live pump).
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, PumpOptions, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let pump = reactor.pump("udp://127.0.0.1:0", PumpOptions::new(), Sink)?;
+    /// reactor.run_once(Some(std::time::Duration::from_millis(10)))?;
+    /// println!("{:?}", reactor.pump_stats(pump));
+    /// # Ok(()) }
+    /// ```
     pub fn pump_stats(&self, token: Token) -> Option<PumpStats> {
         self.registry.pump_stats(token)
     }
 
     /// Runs turns until [`stop`](crate::Context::stop) is called or nothing is left to watch (no
     /// handles, hence no timers).
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Context, Handler, Incoming, Reactor};
+    ///
+    /// struct Hello;
+    /// impl Handler for Hello {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(b"hello\n");
+    ///         ctx.close();
+    ///     }
+    /// }
+    ///
+    /// struct Server;
+    /// impl Handler for Server {
+    ///     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+    ///         Some(Box::new(Hello))
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen("127.0.0.1:7007", Server)?;
+    /// reactor.run() // until killed
+    /// # }
+    /// ```
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
             if self.registry.stopped || (self.is_empty() && self.registry.deferred.is_empty()) {
@@ -314,12 +617,21 @@ impl Reactor {
     /// impl Handler for Idle {}
     ///
     /// let mut reactor = Reactor::new()?;
-    /// reactor.add_handler(Box::new(Idle));
+    /// reactor.add_handler(Idle);
     /// let happened = reactor.run_once(Some(Duration::from_millis(10)))?;
     /// assert!(!happened, "nothing to do: the turn timed out");
     /// # Ok(()) }
     /// ```
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
         self.turn(timeout)
+    }
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("handles", &self.len())
+            .field("busy_poll", &self.busy_poll)
+            .finish_non_exhaustive()
     }
 }

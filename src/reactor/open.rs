@@ -100,7 +100,7 @@ impl Registry {
             ),
         };
         socket.set_nonblocking(true)?;
-        if shape.transport == Transport::Tcp && options.get_nodelay() {
+        if shape.transport == Transport::Tcp && options.nodelay {
             socket.set_tcp_nodelay(true)?;
         }
         let refused = match socket.connect(&to) {
@@ -116,7 +116,7 @@ impl Registry {
         // A stream connect completes when the socket turns writable; a datagram socket is
         // connected as soon as connect(2) returns.
         let connected = shape.kind == Kind::Datagram && refused.is_none();
-        let errors = options.get_errors();
+        let errors = options.errors;
         let mut entry = Entry::new(shape, Some(socket.into()), Rc::new(options), connected);
         entry.sole_owner = true;
         let token = self.insert(entry, handler)?;
@@ -139,10 +139,10 @@ impl Registry {
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
         let mut shape = Shape::of(fd.as_fd())?;
-        if let Some(kind) = options.get_kind() {
+        if let Some(kind) = options.kind {
             shape.kind = kind;
         }
-        if !(options.get_manual_read() && options.get_manual_write()) {
+        if !(options.manual_read && options.manual_write) {
             sys::fd::set_nonblocking(fd.as_fd(), true)?;
         }
         let stream_socket = shape.kind == Kind::Stream && shape.transport.is_socket();
@@ -196,7 +196,7 @@ impl Registry {
         sole_owner: bool,
     ) -> io::Result<Token> {
         sys::fd::set_nonblocking(fd.as_fd(), true)?;
-        let errors = options.get_errors();
+        let errors = options.errors;
         let mut entry = Entry::new(shape, Some(fd), Rc::new(options), true);
         entry.sole_owner = sole_owner;
         match &mut entry.state {

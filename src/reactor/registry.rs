@@ -139,8 +139,7 @@ impl Registry {
     /// [`insert`](Registry::insert) without a handler yet (an accepted connection, whose
     /// handler `on_accept` is about to give); it gets no callback until it has one.
     pub(crate) fn insert_entry(&mut self, mut entry: Entry) -> io::Result<Token> {
-        if entry.options.get_framing().is_some()
-            && !matches!(entry.kind(), Kind::Stream | Kind::Listener)
+        if entry.options.framing.is_some() && !matches!(entry.kind(), Kind::Stream | Kind::Listener)
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -261,7 +260,7 @@ impl Registry {
                 kind: entry.kind(),
             });
         }
-        let limit = entry.options.get_max_output();
+        let limit = entry.options.max_output;
         let queued = entry.queued_bytes();
         if queued.saturating_add(attempted) > limit {
             let error = || Error::OutputLimit {
@@ -362,7 +361,7 @@ impl Registry {
         }
         entry.life = Life::Closing { reason };
         let drained = !entry.has_output();
-        let linger = entry.options.get_linger();
+        let linger = entry.options.linger;
         // The handler is done with this handle: its timers go now, not at finalization.
         let mut owned = std::mem::take(&mut entry.timers);
         owned.retain(|&id| {

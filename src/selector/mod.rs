@@ -19,7 +19,6 @@
 //! `wait()`, which is four syscalls per turn that a ping-pong server pays per message;
 //! that is why it is not the default here (see ARCHITECTURE.md for the measurement).
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
 mod poll;
 mod polling;
@@ -40,12 +39,10 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Backend {
     /// epoll(7) called directly: no syscall beyond `epoll_wait` per turn. Linux only.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    #[cfg_attr(any(target_os = "linux", target_os = "android"), default)]
+    #[default]
     Epoll,
     /// The `polling` crate: portable (kqueue, event ports, epoll), a few syscalls dearer
     /// per turn on Linux.
-    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), default)]
     Polling,
     /// poll(2): level-triggered, a scan of every descriptor per wait. Proves the backend
     /// seam; fine for a few hundred handles.
@@ -58,7 +55,6 @@ impl Backend {
     /// it, which lets a whole test suite run on each backend without changing code.
     pub fn from_env() -> Backend {
         match std::env::var("EVENTMUX_BACKEND").as_deref() {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
             Ok("epoll") => Backend::Epoll,
             Ok("polling") => Backend::Polling,
             Ok("poll") => Backend::Poll,
@@ -142,7 +138,6 @@ pub(crate) trait Selector {
 
 pub(crate) fn open(backend: Backend) -> io::Result<Box<dyn Selector>> {
     Ok(match backend {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
         Backend::Epoll => Box::new(epoll::EpollSelector::new()?),
         Backend::Polling => Box::new(polling::PollingSelector::new()?),
         Backend::Poll => Box::new(poll::PollSelector::default()),

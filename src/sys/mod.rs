@@ -11,14 +11,10 @@
 //! - [`poll`]: poll(2), for the level-triggered backend.
 //! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under.
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod epoll;
-#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod errqueue;
-#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod eventfd;
 pub(crate) mod fd;
 pub(crate) mod poll;
-#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod sched;
 pub(crate) mod signal;

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use eventmux::{Handler, Options, Reactor, Token};
+use eventmux::{IntoHandler, Options, Reactor, Token};
 
 /// How long any single wait may take before the test is declared hung.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -85,7 +85,7 @@ pub fn udp_peer() -> std::net::UdpSocket {
 pub fn listen_local(
     reactor: &mut Reactor,
     options: Options,
-    handler: Box<dyn Handler>,
+    handler: impl IntoHandler,
 ) -> (Token, SocketAddr) {
     let token = reactor
         .listen_with("127.0.0.1:0", options, handler)

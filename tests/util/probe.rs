@@ -184,11 +184,11 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(
+    pub fn handler(
         name: &'static str,
         log: &Log,
         make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
-    ) -> Box<Acceptor> {
+    ) -> Box<dyn Handler> {
         Box::new(Acceptor {
             name,
             log: log.clone(),
@@ -225,7 +225,7 @@ pub fn serve(
     log: &Log,
     make: impl FnMut(&mut Context<'_>, &Incoming) -> Option<Box<dyn Handler>> + 'static,
 ) -> SocketAddr {
-    listen_local(reactor, options, Acceptor::new("lst", log, make)).1
+    listen_local(reactor, options, Acceptor::handler("lst", log, make)).1
 }
 
 /// A loopback listener with `options`, logging as `lst`; its connections, named
