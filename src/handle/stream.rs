@@ -31,7 +31,7 @@ use super::output::MAX_IOVECS;
 use super::{Flushed, Life, State};
 use crate::framing::{Frame, FrameError, Framing};
 use crate::reactor::dispatch::dispatch;
-use crate::reactor::registry::{Deferred, Registry};
+use crate::reactor::registry::{slot_mut, Deferred, Registry};
 use crate::selector::Trigger;
 use crate::sys;
 use crate::{CloseReason, Error, Reactor, Token};
@@ -332,11 +332,7 @@ impl Reactor {
             id,
             ..
         } = &mut self.registry;
-        if let Some(State::Stream(stream)) = entries
-            .get_mut(token.index())
-            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
-            .map(|e| &mut e.state)
-        {
+        if let Some(State::Stream(stream)) = slot_mut(entries, *id, token).map(|e| &mut e.state) {
             stream.input.extend(&self.read_buf[from..n], buffers);
         }
     }
@@ -424,10 +420,7 @@ impl Registry {
             id,
             ..
         } = self;
-        let Some(entry) = entries
-            .get_mut(token.index())
-            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
-        else {
+        let Some(entry) = slot_mut(entries, *id, token) else {
             return Flushed::Idle;
         };
         let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {

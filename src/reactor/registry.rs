@@ -98,12 +98,7 @@ impl Registry {
     }
 
     pub(crate) fn entry_mut(&mut self, token: Token) -> Option<&mut Entry> {
-        if token.reactor() != self.id {
-            return None;
-        }
-        self.entries
-            .get_mut(token.index())
-            .filter(|e| e.generation == token.generation())
+        slot_mut(&mut self.entries, self.id, token)
     }
 
     /// The entry, if it still takes operations.
@@ -201,10 +196,7 @@ impl Registry {
             id,
             ..
         } = self;
-        let Some(entry) = entries
-            .get_mut(token.index())
-            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
-        else {
+        let Some(entry) = slot_mut(entries, *id, token) else {
             return;
         };
         if entry.trigger == Trigger::Edge || !entry.registered {
@@ -425,10 +417,7 @@ impl Registry {
             id,
             ..
         } = self;
-        let Some(entry) = entries
-            .get_mut(token.index())
-            .filter(|e| e.generation == token.generation() && token.reactor() == *id)
-        else {
+        let Some(entry) = slot_mut(entries, *id, token) else {
             return;
         };
         if entry.life == Life::Dying {
@@ -558,6 +547,17 @@ impl Registry {
         let handler: &mut dyn Any = self.entry_mut(token)?.handler.as_deref_mut()?;
         handler.downcast_mut::<T>()
     }
+}
+
+/// The slot `token` names in `entries` of reactor `id`: for callers that borrow other
+/// registry fields (the selector, the buffer pool) beside it.
+pub(crate) fn slot_mut(entries: &mut Slab<Entry>, id: u32, token: Token) -> Option<&mut Entry> {
+    if token.reactor() != id {
+        return None;
+    }
+    entries
+        .get_mut(token.index())
+        .filter(|e| e.generation == token.generation())
 }
 
 /// Queues one datagram on a datagram or pump handle (checked by `check_room`).
