@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 
 use crate::framing::FrameError;
-use crate::{Address, Kind, Token};
+use crate::{Address, Deadline, Kind, Token};
 
 /// One datagram that could not be delivered: what its failed send or the error queue said.
 #[derive(Clone, Debug)]
@@ -100,6 +100,11 @@ pub enum Error {
         /// How much of it was delivered.
         delivered: usize,
     },
+    /// A deadline of the handle expired (see [`Deadline`]). The handle is closed after
+    /// this error: gracefully for the record and idle deadlines (so an answer sent in
+    /// `on_error`, such as HTTP's 408, is still written), at once for the send and connect
+    /// deadlines.
+    Timeout(Deadline),
     /// The reactor a [`Remote`](crate::Remote) belongs to is gone.
     Disconnected,
     /// The token names a handle that is gone (its slot may hold another handle by now), or
@@ -143,6 +148,7 @@ impl fmt::Display for Error {
             Error::Truncated { size, delivered } => {
                 write!(f, "datagram of {size} bytes truncated to {delivered}")
             }
+            Error::Timeout(deadline) => write!(f, "{deadline}"),
             Error::Disconnected => write!(f, "the reactor is gone"),
             Error::StaleToken(token) => write!(f, "{token} names a handle that is gone"),
             Error::Closing(token) => write!(f, "{token} is closing"),
@@ -182,6 +188,7 @@ impl From<Error> for io::Error {
             Error::Frame(_) | Error::Truncated { .. } => io::ErrorKind::InvalidData,
             Error::Undeliverable(u) => return io::Error::from_raw_os_error(u.errno),
             Error::StaleToken(_) => io::ErrorKind::NotFound,
+            Error::Timeout(_) => io::ErrorKind::TimedOut,
             Error::Disconnected => io::ErrorKind::BrokenPipe,
             Error::Closing(_) => io::ErrorKind::NotConnected,
             Error::WrongKind { .. } => io::ErrorKind::Unsupported,
@@ -216,6 +223,9 @@ pub enum CloseReason {
     LingerExpired,
     /// A callback of this handle's handler panicked (see [`PanicPolicy`](crate::PanicPolicy)).
     Panicked,
+    /// A deadline expired; [`Error::Timeout`] with the same [`Deadline`] was delivered to
+    /// `on_error`.
+    Timeout(Deadline),
 }
 
 #[cfg(test)]

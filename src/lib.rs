@@ -43,6 +43,7 @@ compile_error!("eventmux supports Linux only so far");
 mod address;
 mod context;
 mod credentials;
+mod deadline;
 mod error;
 pub mod framing;
 mod handle;
@@ -62,12 +63,14 @@ mod waker;
 pub use address::Address;
 pub use context::{Context, Handle};
 pub use credentials::Credentials;
+pub use deadline::Deadline;
 pub use error::{CloseReason, Error, Undeliverable};
 pub use handle::listener::ACCEPT_BACKOFF;
 pub use handle::{Kind, Transport};
 pub use handler::{Handler, Incoming, IntoHandler};
 pub use options::{
-    Options, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE,
+    Options, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SIZE,
+    DEFAULT_READ_SIZE, DEFAULT_RECORD_TIMEOUT, DEFAULT_SEND_TIMEOUT,
 };
 pub use panic_policy::PanicPolicy;
 pub use pump::{Packet, PumpOptions, PumpStats, WhenFull};

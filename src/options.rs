@@ -8,15 +8,58 @@ use crate::framing::Framing;
 use crate::Kind;
 
 /// Default [`Options::read_size`]: 64 KiB, as in IO::EventMux.
+///
+/// ```
+/// use eventmux::{Options, DEFAULT_READ_SIZE};
+///
+/// // Requests here are small: a quarter of the default per read is plenty.
+/// let options = Options::new().read_size(DEFAULT_READ_SIZE / 4);
+/// # let _ = options;
+/// ```
 pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
 /// Default [`Options::max_output`]: 16 MiB of queued, unsent bytes per handle (comparable to
 /// redis's hard limit for pub/sub clients). A peer that stops reading cannot make a handle
 /// hold more than this.
+///
+/// ```
+/// use eventmux::{Options, DEFAULT_MAX_OUTPUT};
+///
+/// // Clients downloading large files may fall further behind than the default allows.
+/// let options = Options::new().max_output(4 * DEFAULT_MAX_OUTPUT);
+/// # let _ = options;
+/// ```
 pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
 /// Default [`Options::linger`]: how long a graceful close waits for its queue to drain.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventmux::{Options, DEFAULT_LINGER};
+///
+/// assert_eq!(DEFAULT_LINGER, Duration::from_secs(10));
+/// let impatient = Options::new().linger(DEFAULT_LINGER / 10); // 1 s
+/// # let _ = impatient;
+/// ```
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 /// Default [`Options::max_size`]: 1 MiB of input buffered while waiting for a record.
+///
+/// ```
+/// use eventmux::framing::{Endian, Framing, Size};
+/// use eventmux::{Options, DEFAULT_MAX_SIZE};
+///
+/// // Length-prefixed uploads of up to 8 MiB each.
+/// let framing = Framing::size(Size::new(4, Endian::Big));
+/// let options = Options::new().framing(framing).max_size(8 * DEFAULT_MAX_SIZE);
+/// # let _ = options;
+/// ```
 pub const DEFAULT_MAX_SIZE: usize = 1024 * 1024;
+/// Default [`Options::record_timeout`]: a framed record must be complete within 60 s of its
+/// first byte (nginx's `client_header_timeout`).
+pub const DEFAULT_RECORD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default [`Options::send_timeout`]: queued output must make progress within 60 s
+/// (nginx's `send_timeout`).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default [`Options::connect_timeout`]: an outgoing connect must complete within 30 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options for one handle, given when it is opened. A listener's options are inherited by
 /// every connection it accepts.
@@ -48,6 +91,10 @@ pub struct Options {
     pub(crate) max_size: usize,
     pub(crate) kind: Option<Kind>,
     pub(crate) errors: bool,
+    pub(crate) record_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) send_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -64,6 +111,10 @@ impl Default for Options {
             max_size: DEFAULT_MAX_SIZE,
             kind: None,
             errors: false,
+            record_timeout: Some(DEFAULT_RECORD_TIMEOUT),
+            idle_timeout: None,
+            send_timeout: Some(DEFAULT_SEND_TIMEOUT),
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
         }
     }
 }
@@ -71,6 +122,19 @@ impl Default for Options {
 impl Options {
     /// The defaults: automatic accept, read and write; 64 KiB reads; 16 MiB output bound;
     /// 10 s linger; `TCP_NODELAY` on.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // What `reactor.listen("127.0.0.1:0", Server)` uses:
+    /// reactor.listen_with("127.0.0.1:0", Options::new(), Server)?;
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Options {
         Options::default()
     }
@@ -80,6 +144,39 @@ impl Options {
     /// [`Handler::on_accepting`](crate::Handler::on_accepting) and the handler accepts with
     /// [`Context::accept`](crate::Context::accept). The callback repeats every turn while
     /// connections are pending.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, Options, Reactor};
+    ///
+    /// /// Accepts by hand and gives each connection a thread of its own (blocking I/O).
+    /// struct Acceptor;
+    /// impl Handler for Acceptor {
+    ///     fn on_accepting(&mut self, ctx: &mut Context<'_>) {
+    ///         while let Ok(Some((fd, _peer))) = ctx.accept() {
+    ///             let mut stream = TcpStream::from(fd);
+    ///             std::thread::spawn(move || {
+    ///                 stream.set_nonblocking(false)?; // accept() returns it non-blocking
+    ///                 stream.write_all(b"hello from a thread\n")
+    ///             });
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let options = Options::new().manual_accept(true);
+    /// let listener = reactor.listen_with("127.0.0.1:0", options, Acceptor)?;
+    /// let client = TcpStream::connect(reactor.local_addr(listener)?)?;
+    /// # client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    /// reactor.run_once(Some(Duration::from_secs(5)))?; // on_accepting
+    /// let mut line = String::new();
+    /// BufReader::new(client).read_line(&mut line)?;
+    /// assert_eq!(line, "hello from a thread\n");
+    /// # Ok(()) }
+    /// ```
     pub fn manual_accept(mut self, on: bool) -> Options {
         self.manual_accept = on;
         self
@@ -89,6 +186,35 @@ impl Options {
     /// [`Handler::on_readable`](crate::Handler::on_readable) every turn while the handle is
     /// readable, and the handler reads (e.g. with [`Context::read`](crate::Context::read)) or
     /// pauses reading.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, Options, Reactor};
+    ///
+    /// /// Reads by hand, into its own buffer.
+    /// struct Raw { got: Vec<u8> }
+    /// impl Handler for Raw {
+    ///     fn on_readable(&mut self, ctx: &mut Context<'_>) {
+    ///         let mut chunk = [0; 512];
+    ///         match ctx.read(&mut chunk) {
+    ///             Ok(0) => ctx.close(), // end of stream
+    ///             Ok(n) => self.got.extend_from_slice(&chunk[..n]),
+    ///             Err(_) => {} // nothing more for now
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, mut peer) = UnixStream::pair()?;
+    /// let raw = reactor.add(ours, Options::new().manual_read(true), Raw { got: Vec::new() })?;
+    /// peer.write_all(b"read by hand")?;
+    /// reactor.run_once(Some(Duration::from_secs(5)))?;
+    /// assert_eq!(reactor.handler_mut::<Raw>(raw).unwrap().got, b"read by hand");
+    /// # Ok(()) }
+    /// ```
     pub fn manual_read(mut self, on: bool) -> Options {
         self.manual_read = on;
         self
@@ -98,6 +224,26 @@ impl Options {
     /// [`Handler::on_writable`](crate::Handler::on_writable) with
     /// [`Context::watch_writable`](crate::Context::watch_writable). `send` still works.
     /// With both manual modes the descriptor's blocking mode is left as it was.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::os::unix::net::UnixStream;
+    /// use eventmux::{Context, Handler, Options, Reactor};
+    ///
+    /// /// Writes its banner with its own write, bypassing the queue.
+    /// struct Banner;
+    /// impl Handler for Banner {
+    ///     fn on_writable(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.write(b"220 ready\r\n");
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, _peer) = UnixStream::pair()?;
+    /// // One on_writable is due after registration; ask for more with `watch_writable`.
+    /// reactor.add(ours, Options::new().manual_write(true), Banner)?;
+    /// # Ok(()) }
+    /// ```
     pub fn manual_write(mut self, on: bool) -> Options {
         self.manual_write = on;
         self
@@ -105,6 +251,19 @@ impl Options {
 
     /// ReadSize: the most bytes one read asks for (default 64 KiB). All handles share one
     /// read buffer, sized for the largest `read_size` in use. Values below 1 are taken as 1.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Chat;
+    /// impl Handler for Chat {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // At most 4 KiB per on_read, so one busy client holds the loop only briefly.
+    /// reactor.listen_with("127.0.0.1:0", Options::new().read_size(4096), Chat)?;
+    /// # Ok(()) }
+    /// ```
     pub fn read_size(mut self, bytes: usize) -> Options {
         self.read_size = bytes.max(1);
         self
@@ -113,6 +272,24 @@ impl Options {
     /// The bound on queued output. A send that would take the queue past it is refused: the
     /// handle gets [`Error::OutputLimit`](crate::Error::OutputLimit) in `on_error` and is
     /// killed. `usize::MAX` means no bound, which only a trusted peer deserves.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::os::unix::net::UnixStream;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// /// A feed subscriber: one that falls more than 1 MiB behind is cut off.
+    /// struct Subscriber;
+    /// impl Handler for Subscriber {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, _peer) = UnixStream::pair()?;
+    /// let token = reactor.add(ours, Options::new().max_output(1 << 20), Subscriber)?;
+    /// let mut handle = reactor.handle(token).unwrap();
+    /// assert!(handle.send(&vec![0; 1 << 20]).is_ok()); // up to the bound: queued
+    /// assert!(handle.send(b"one more").is_err()); // past it: refused, and the handle is killed
+    /// # Ok(()) }
+    /// ```
     pub fn max_output(mut self, bytes: usize) -> Options {
         self.max_output = bytes;
         self
@@ -121,12 +298,41 @@ impl Options {
     /// How long a graceful close may take: for queued output to drain (if it has not by then,
     /// the handle is killed, [`CloseReason::LingerExpired`](crate::CloseReason::LingerExpired),
     /// and `on_closing` reports the bytes never written), then for the peer to close its side.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Api;
+    /// impl Handler for Api {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // A closing client gets 2 s to take its last reply and hang up, not 10.
+    /// let options = Options::new().linger(Duration::from_secs(2));
+    /// reactor.listen_with("127.0.0.1:0", options, Api)?;
+    /// # Ok(()) }
+    /// ```
     pub fn linger(mut self, time: Duration) -> Options {
         self.linger = time;
         self
     }
 
     /// Sets `TCP_NODELAY` on TCP connections (default on: replies go out at once).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Upload;
+    /// impl Handler for Upload {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// // A bulk upload: let the kernel coalesce small writes (Nagle) instead.
+    /// reactor.connect_with(server.local_addr()?, Options::new().nodelay(false), Upload)?;
+    /// # Ok(()) }
+    /// ```
     pub fn nodelay(mut self, on: bool) -> Options {
         self.nodelay = on;
         self
@@ -137,12 +343,48 @@ impl Options {
     /// copy (its own state and buffer). Not for datagram handles (each datagram is a record)
     /// and ignored with ManualRead. Change it on a live handle with
     /// [`Context::set_framing`](crate::Context::set_framing).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use eventmux::framing::Framing;
+    /// use eventmux::{Context, Handler, Options, Reactor};
+    ///
+    /// /// Gets one command per call, without its line ending.
+    /// struct Commands { seen: Vec<String> }
+    /// impl Handler for Commands {
+    ///     fn on_read(&mut self, _: &mut Context<'_>, line: &[u8]) {
+    ///         self.seen.push(String::from_utf8_lossy(line).into_owned());
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, mut peer) = UnixStream::pair()?;
+    /// let options = Options::new().framing(Framing::lines());
+    /// let token = reactor.add(ours, options, Commands { seen: Vec::new() })?;
+    /// peer.write_all(b"GET a\r\nGET b\r\nGE")?; // the unfinished line waits for its end
+    /// reactor.run_once(Some(Duration::from_secs(5)))?;
+    /// assert_eq!(reactor.handler_mut::<Commands>(token).unwrap().seen, ["GET a", "GET b"]);
+    /// # Ok(()) }
+    /// ```
     pub fn framing(mut self, framing: Framing) -> Options {
         self.framing = Some(framing);
         self
     }
 
     /// No framing: `on_read` gets whatever each read returned (the default).
+    ///
+    /// ```
+    /// use eventmux::framing::Framing;
+    /// use eventmux::Options;
+    ///
+    /// let lines = Options::new().framing(Framing::lines()).max_size(4096);
+    /// // The same settings for a listener that takes raw bytes:
+    /// let raw = lines.clone().without_framing();
+    /// # let _ = (lines, raw);
+    /// ```
     pub fn without_framing(mut self) -> Options {
         self.framing = None;
         self
@@ -153,6 +395,21 @@ impl Options {
     /// (the handle can still send there, e.g. an error reply), then a graceful close:
     /// `on_read_last` with what was buffered, then the close callbacks. `0` means no
     /// bound, which only a trusted peer deserves.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::framing::Framing;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Web;
+    /// impl Handler for Web {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // Requests of at most 64 KiB, head and body together.
+    /// let options = Options::new().framing(Framing::http()).max_size(64 * 1024);
+    /// reactor.listen_with("127.0.0.1:0", options, Web)?;
+    /// # Ok(()) }
+    /// ```
     pub fn max_size(mut self, bytes: usize) -> Options {
         self.max_size = bytes;
         self
@@ -160,6 +417,22 @@ impl Options {
 
     /// Type: treat a descriptor given to `add` as this kind instead of what detection says
     /// (EventMux's `Type` and `Listen` options).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::os::unix::net::UnixDatagram;
+    /// use eventmux::{Handler, Kind, Options, Reactor};
+    ///
+    /// struct Messages;
+    /// impl Handler for Messages {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, _theirs) = UnixDatagram::pair()?;
+    /// // Read and written as a stream: on_read without a sender, buflen in bytes.
+    /// let token = reactor.add(ours, Options::new().kind(Kind::Stream), Messages)?;
+    /// assert_eq!(reactor.handle(token).unwrap().kind(), Some(Kind::Stream));
+    /// # Ok(()) }
+    /// ```
     pub fn kind(mut self, kind: Kind) -> Options {
         self.kind = Some(kind);
         self
@@ -169,8 +442,116 @@ impl Options {
     /// `IPV6_RECVERR`), so ICMP errors for datagrams sent with `send_to` come back as
     /// `on_error(`[`Error::Undeliverable`](crate::Error::Undeliverable)`)` carrying the errno,
     /// who reported it, the destination and the payload. Off by default, as in EventMux.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Context, Error, Handler, Options, Reactor};
+    ///
+    /// /// Learns which destinations are unreachable (ICMP port unreachable, ...).
+    /// struct Prober;
+    /// impl Handler for Prober {
+    ///     fn on_error(&mut self, _: &mut Context<'_>, error: &Error) {
+    ///         if let Error::Undeliverable(report) = error {
+    ///             eprintln!("{:?}: {}", report.to(), report.message());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.bind("udp://127.0.0.1:0", Options::new().errors(true), Prober)?;
+    /// # Ok(()) }
+    /// ```
     pub fn errors(mut self, on: bool) -> Options {
         self.errors = on;
         self
+    }
+
+    /// The record deadline (default [`DEFAULT_RECORD_TIMEOUT`], 60 s; `None`: none): once a
+    /// framed record has begun to arrive, it must be complete within `time`, or the handle
+    /// gets `on_error(`[`Error::Timeout`](crate::Error::Timeout)`(`[`Deadline::Record`](crate::Deadline::Record)`))`,
+    /// where it can still answer (HTTP's 408), then a graceful close with
+    /// [`CloseReason::Timeout`](crate::CloseReason::Timeout). A peer trickling a request a
+    /// byte at a time (slowloris) cannot hold a connection longer. Applies to framed
+    /// streams; not while the handler has paused reading.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::framing::Framing;
+    /// use eventmux::Options;
+    ///
+    /// let http = Options::new()
+    ///     .framing(Framing::http())
+    ///     .record_timeout(Some(Duration::from_secs(10)));
+    /// # let _ = http;
+    /// ```
+    pub fn record_timeout(mut self, time: Option<Duration>) -> Options {
+        self.record_timeout = time;
+        self
+    }
+
+    /// The idle deadline (default `None`: a handle's silence may be normal): if no byte is
+    /// read or written for `time`, the handle gets
+    /// `on_error(`[`Error::Timeout`](crate::Error::Timeout)`(`[`Deadline::Idle`](crate::Deadline::Idle)`))`,
+    /// then a graceful close. Not while the handler has paused reading.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::Options;
+    ///
+    /// // Keep-alive connections that stay silent for 75 s are closed (nginx's default).
+    /// let keep_alive = Options::new().idle_timeout(Some(Duration::from_secs(75)));
+    /// # let _ = keep_alive;
+    /// ```
+    pub fn idle_timeout(mut self, time: Option<Duration>) -> Options {
+        self.idle_timeout = time;
+        self
+    }
+
+    /// The send deadline (default [`DEFAULT_SEND_TIMEOUT`], 60 s; `None`: none): while
+    /// output is queued, the peer must take some of it within `time`, or the handle gets
+    /// `on_error(`[`Error::Timeout`](crate::Error::Timeout)`(`[`Deadline::Send`](crate::Deadline::Send)`))`
+    /// and is killed (a graceful close could not flush either). A reader that stopped
+    /// cannot hold memory for ever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::Options;
+    ///
+    /// let impatient = Options::new().send_timeout(Some(Duration::from_secs(5)));
+    /// # let _ = impatient;
+    /// ```
+    pub fn send_timeout(mut self, time: Option<Duration>) -> Options {
+        self.send_timeout = time;
+        self
+    }
+
+    /// The connect deadline (default [`DEFAULT_CONNECT_TIMEOUT`], 30 s; `None`: none): an
+    /// outgoing connect that has not completed within `time` fails with
+    /// `on_error(`[`Error::Timeout`](crate::Error::Timeout)`(`[`Deadline::Connect`](crate::Deadline::Connect)`))`
+    /// then `on_close`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::Options;
+    ///
+    /// let quick = Options::new().connect_timeout(Some(Duration::from_secs(2)));
+    /// # let _ = quick;
+    /// ```
+    pub fn connect_timeout(mut self, time: Option<Duration>) -> Options {
+        self.connect_timeout = time;
+        self
+    }
+
+    /// The shortest deadline these options set, if any.
+    pub(crate) fn shortest_deadline(&self) -> Option<Duration> {
+        [
+            self.record_timeout,
+            self.idle_timeout,
+            self.send_timeout,
+            self.connect_timeout,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

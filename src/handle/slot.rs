@@ -11,15 +11,17 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::datagram_queue::DatagramQueue;
 use super::input::InputBuffer;
 use super::output::OutputQueue;
 use super::{Kind, Shape, Transport};
+use crate::deadline::{expired, millis};
 use crate::framing::Decoder;
 use crate::pump::Pump;
 use crate::selector::{Interest, Trigger};
-use crate::{CloseReason, Handler, Options, TimerId};
+use crate::{CloseReason, Deadline, Handler, Options, TimerId};
 
 /// Where a handle is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -75,6 +77,13 @@ pub(crate) struct Stream {
     pub(crate) watch_writable: bool,
     /// See [`Shape::short_read_drains`].
     pub(crate) short_read_drains: bool,
+    /// When a byte was last read or written (or the connect started), on the reactor's
+    /// [`Clock`](crate::deadline::Clock): the idle and connect deadlines count from here.
+    pub(crate) active_at: u32,
+    /// When queued output last made progress (or was queued into an empty queue).
+    pub(crate) sent_at: u32,
+    /// When the input buffer last became non-empty: the start of a record.
+    pub(crate) record_at: u32,
 }
 
 /// A UDP or Unix datagram socket.
@@ -158,6 +167,9 @@ impl Entry {
                 eof: false,
                 watch_writable: options.manual_write,
                 short_read_drains: shape.short_read_drains,
+                active_at: 0,
+                sent_at: 0,
+                record_at: 0,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {
                 output: DatagramQueue::default(),
@@ -300,6 +312,35 @@ impl Entry {
             State::Pump(pump) => pump.bound_path.as_deref(),
             State::Stream(_) | State::Virtual => None,
         }
+    }
+
+    /// The deadline that has expired at `now`, if any (see `crate::deadline`).
+    pub(crate) fn expired_deadline(&self, now: u32) -> Option<Deadline> {
+        let State::Stream(stream) = &self.state else {
+            return None;
+        };
+        if self.life != Life::Open {
+            return None;
+        }
+        let options = &*self.options;
+        let past = |since: u32, limit: Option<Duration>| {
+            limit.is_some_and(|limit| expired(now, since, millis(limit)))
+        };
+        if !stream.connected {
+            return past(stream.active_at, options.connect_timeout).then_some(Deadline::Connect);
+        }
+        if !stream.output.is_empty() && past(stream.sent_at, options.send_timeout) {
+            return Some(Deadline::Send);
+        }
+        if self.paused {
+            // The handler holds input back on purpose.
+            return None;
+        }
+        let record_started = stream.decoder.is_some() && !stream.input.is_empty();
+        if record_started && past(stream.record_at, options.record_timeout) {
+            return Some(Deadline::Record);
+        }
+        past(stream.active_at, options.idle_timeout).then_some(Deadline::Idle)
     }
 
     /// The interest this entry should be registered with.

@@ -155,6 +155,7 @@ impl Reactor {
 
     /// Completes a non-blocking connect; returns whether the handle is now open.
     fn finish_connect(&mut self, token: Token) -> bool {
+        let now = self.registry.clock.now();
         let Some(entry) = self.registry.entry_mut(token) else {
             return false;
         };
@@ -166,6 +167,7 @@ impl Reactor {
             Ok(None) => {
                 if let State::Stream(stream) = &mut entry.state {
                     stream.connected = true;
+                    stream.active_at = now;
                 }
                 entry.ready.error = false;
                 // Closed before the connect completed: flush and close, but no on_connect.
@@ -188,6 +190,7 @@ impl Reactor {
     /// list, so ready handles take turns read by read (the reactor runs a bounded number of
     /// rounds per turn).
     fn read_stream(&mut self, token: Token) {
+        let now = self.registry.clock.now();
         let Some(entry) = self.registry.entry_mut(token) else {
             return;
         };
@@ -211,6 +214,7 @@ impl Reactor {
                 self.registry.close_with(token, CloseReason::PeerClosed);
             }
             Ok(n) => {
+                stream.active_at = now;
                 // With edge triggering a short read means the socket is empty now; if a FIN
                 // came with the data, read on to see the end of stream.
                 let drained = n < read_size
@@ -330,9 +334,13 @@ impl Reactor {
             entries,
             buffers,
             id,
+            clock,
             ..
         } = &mut self.registry;
         if let Some(State::Stream(stream)) = slot_mut(entries, *id, token).map(|e| &mut e.state) {
+            if stream.input.is_empty() && from < n {
+                stream.record_at = clock.now();
+            }
             stream.input.extend(&self.read_buf[from..n], buffers);
         }
     }
@@ -369,9 +377,14 @@ impl Reactor {
                     false
                 }
             };
+            let now = self.registry.clock.now();
             if let Some(State::Stream(stream)) =
                 self.registry.entry_mut(token).map(|e| &mut e.state)
             {
+                if keep_going {
+                    // The next record starts now, as far as its deadline is concerned.
+                    stream.record_at = now;
+                }
                 stream.input = input;
             }
             if !keep_going {
@@ -418,6 +431,7 @@ impl Registry {
             entries,
             buffers,
             id,
+            clock,
             ..
         } = self;
         let Some(entry) = slot_mut(entries, *id, token) else {
@@ -442,6 +456,9 @@ impl Registry {
             };
             match result {
                 Ok((written, offered)) => {
+                    if written > 0 {
+                        (stream.active_at, stream.sent_at) = (clock.now(), clock.now());
+                    }
                     stream.output.consume(written, buffers);
                     if stream.output.is_empty() {
                         return Flushed::Drained;

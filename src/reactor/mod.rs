@@ -29,8 +29,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::{
-    Backend, Context, Error, Handle, Handler, IntoEndpoint, IntoHandler, Options, PanicPolicy,
-    PumpOptions, PumpStats, Remote, Token,
+    Backend, Context, Deadline, Error, Handle, Handler, IntoEndpoint, IntoHandler, Options,
+    PanicPolicy, PumpOptions, PumpStats, Remote, Token,
 };
 
 /// The event loop: owns every handle and dispatches its events to its [`Handler`].
@@ -72,6 +72,8 @@ pub struct Reactor {
     busy_poll: Duration,
     /// Whether the last wait returned events (busy polling only follows a busy turn).
     last_wait_busy: bool,
+    /// Handles whose deadlines a sweep found expired (reused).
+    expired: Vec<(Token, Deadline)>,
 }
 
 impl Reactor {
@@ -108,6 +110,7 @@ impl Reactor {
             received: Vec::new(),
             busy_poll: Duration::ZERO,
             last_wait_busy: false,
+            expired: Vec::new(),
         })
     }
 

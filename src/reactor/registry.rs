@@ -20,12 +20,14 @@ use bytes::Bytes;
 use slab::Slab;
 use socket2::SockRef;
 
+use crate::deadline::{millis, reached, Clock};
 use crate::handle::buffer_pool::BufferPool;
 use crate::handle::{Entry, Kind, Life, State};
 use crate::selector::{Selector, Trigger};
 use crate::timer::{TimerPurpose, Timers};
 use crate::{
-    Address, CloseReason, Credentials, Error, Handler, PanicPolicy, PumpStats, TimerId, Token,
+    Address, CloseReason, Credentials, Deadline, Error, Handler, PanicPolicy, PumpStats, TimerId,
+    Token,
 };
 
 /// Work the reactor does after the current callback returns.
@@ -60,6 +62,12 @@ pub(crate) struct Registry {
     next_generation: u32,
     /// This reactor's identity, carried by every token it makes.
     pub(crate) id: u32,
+    /// The coarse clock handles' activity is stamped with.
+    pub(crate) clock: Clock,
+    /// How often the deadlines are swept (a quarter of the shortest in use, 10 ms to 1 s),
+    /// and when next; `None` while no handle has a deadline.
+    sweep_every: Option<u32>,
+    next_sweep: u32,
 }
 
 /// Reactor identities handed out so far in this process.
@@ -81,6 +89,9 @@ impl Registry {
             closed_pump: None,
             next_generation: 0,
             id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
+            clock: Clock::new(),
+            sweep_every: None,
+            next_sweep: 0,
         }
     }
 
@@ -153,6 +164,15 @@ impl Registry {
         // on such a backend a short read proves nothing (see `Selector::reports_read_closed`).
         if let State::Stream(stream) = &mut entry.state {
             stream.short_read_drains &= self.selector.reports_read_closed();
+            let now = self.clock.tick();
+            (stream.active_at, stream.sent_at, stream.record_at) = (now, now, now);
+            if let Some(shortest) = entry.options.shortest_deadline() {
+                let every = (millis(shortest) / 4).clamp(10, 1000);
+                if self.sweep_every.is_none_or(|current| every < current) {
+                    self.sweep_every = Some(every);
+                    self.next_sweep = now.wrapping_add(every);
+                }
+            }
         }
         entry.interest = entry.desired_interest();
         let slot = self.entries.vacant_entry();
@@ -234,6 +254,62 @@ impl Registry {
         }
     }
 
+    /// How long until the deadlines are due to be swept (`None`: no handle has one).
+    pub(crate) fn until_sweep(&self) -> Option<Duration> {
+        self.sweep_every?;
+        if self.entries.is_empty() {
+            return None;
+        }
+        let now = self.clock.now();
+        let left = if reached(now, self.next_sweep) {
+            0
+        } else {
+            self.next_sweep.wrapping_sub(now)
+        };
+        Some(Duration::from_millis(u64::from(left)))
+    }
+
+    /// The handles whose deadlines expired, if a sweep is due now (appended to `out`).
+    pub(crate) fn expired_deadlines(&mut self, out: &mut Vec<(Token, Deadline)>) {
+        let (Some(every), now) = (self.sweep_every, self.clock.now()) else {
+            return;
+        };
+        if !reached(now, self.next_sweep) {
+            return;
+        }
+        self.next_sweep = now.wrapping_add(every);
+        for (index, entry) in &self.entries {
+            if let Some(deadline) = entry.expired_deadline(now) {
+                out.push((Token::new(index, entry.generation, self.id), deadline));
+            }
+        }
+    }
+
+    /// A deadline expired: the handler hears which in `on_error`, then the handle closes,
+    /// gracefully where an answer can still be written (record, idle), at once where
+    /// nothing would move (send, connect).
+    pub(crate) fn time_out(&mut self, token: Token, deadline: Deadline) {
+        let Some(entry) = self.entry_mut(token).filter(|e| e.is_live()) else {
+            return;
+        };
+        log::debug!("{token}: {deadline}");
+        match deadline {
+            Deadline::Record | Deadline::Idle => {
+                entry.paused = true;
+                self.report(token, Error::Timeout(deadline));
+                self.deferred
+                    .push_back(Deferred::Close(token, CloseReason::Timeout(deadline)));
+            }
+            Deadline::Send | Deadline::Connect => {
+                self.fail_with(
+                    token,
+                    Error::Timeout(deadline),
+                    CloseReason::Timeout(deadline),
+                );
+            }
+        }
+    }
+
     /// Queues `error` for the handle's `on_error`, delivered once the running callback has
     /// returned. The handle stays open.
     pub(crate) fn report(&mut self, token: Token, error: Error) {
@@ -270,11 +346,19 @@ impl Registry {
     pub(crate) fn send(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
         self.check_room(token, data.len())?;
         let Registry {
-            entries, buffers, ..
+            entries,
+            buffers,
+            clock,
+            ..
         } = self;
         let entry = &mut entries[token.index()];
         match &mut entry.state {
-            State::Stream(stream) => stream.output.push_slice(data, buffers),
+            State::Stream(stream) => {
+                if stream.output.is_empty() {
+                    stream.sent_at = clock.now();
+                }
+                stream.output.push_slice(data, buffers);
+            }
             _ => queue_datagram(entry, data, None),
         }
         self.mark_dirty(token);
@@ -285,11 +369,19 @@ impl Registry {
     pub(crate) fn send_bytes(&mut self, token: Token, data: Bytes) -> Result<(), Error> {
         self.check_room(token, data.len())?;
         let Registry {
-            entries, buffers, ..
+            entries,
+            buffers,
+            clock,
+            ..
         } = self;
         let entry = &mut entries[token.index()];
         match &mut entry.state {
-            State::Stream(stream) => stream.output.push_bytes(data, buffers),
+            State::Stream(stream) => {
+                if stream.output.is_empty() {
+                    stream.sent_at = clock.now();
+                }
+                stream.output.push_bytes(data, buffers);
+            }
             _ => queue_datagram(entry, &data, None),
         }
         self.mark_dirty(token);

@@ -51,6 +51,7 @@ impl Reactor {
             Err(e) => return Err(e),
         }
         self.last_wait_busy = !self.events.is_empty();
+        self.registry.clock.tick();
         let mut woken = false;
         for i in 0..self.events.len() {
             let event = self.events[i];
@@ -85,6 +86,7 @@ impl Reactor {
             }
         }
         let fired = self.fire_timers();
+        self.enforce_deadlines();
         self.flush_dirty();
         if let Some(payload) = self.registry.panic.take() {
             std::panic::resume_unwind(payload);
@@ -129,10 +131,10 @@ impl Reactor {
             .timers
             .next_deadline()
             .map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        match (timeout, until_timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [timeout, until_timer, registry.until_sweep()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn take_readiness(&mut self, event: Readiness) {
@@ -254,6 +256,18 @@ impl Reactor {
             self.process_deferred();
         }
         fired
+    }
+
+    /// Closes the handles whose deadlines expired, when a sweep is due (see
+    /// `crate::deadline`).
+    fn enforce_deadlines(&mut self) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.registry.expired_deadlines(&mut expired);
+        for (token, deadline) in expired.drain(..) {
+            self.registry.time_out(token, deadline);
+        }
+        self.expired = expired;
+        self.process_deferred();
     }
 
     /// Delivers queued errors and finalizes closed handles, until nothing is queued.
