@@ -226,6 +226,10 @@ pub enum CloseReason {
     /// A deadline expired; [`Error::Timeout`] with the same [`Deadline`] was delivered to
     /// `on_error`.
     Timeout(Deadline),
+    /// A graceful close was still flushing when the peer had sent more than
+    /// [`Options::discard_limit`](crate::Options::discard_limit) to throw away; the rest of
+    /// the queue was dropped (`on_closing` reports it).
+    DiscardLimit,
 }
 
 #[cfg(test)]

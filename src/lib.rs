@@ -69,8 +69,8 @@ pub use handle::listener::ACCEPT_BACKOFF;
 pub use handle::{Kind, Transport};
 pub use handler::{Handler, Incoming, IntoHandler};
 pub use options::{
-    Options, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SIZE,
-    DEFAULT_READ_SIZE, DEFAULT_RECORD_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    Options, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCARD_LIMIT, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT,
+    DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE, DEFAULT_RECORD_TIMEOUT, DEFAULT_SEND_TIMEOUT,
 };
 pub use panic_policy::PanicPolicy;
 pub use pump::{Packet, PumpOptions, PumpStats, WhenFull};

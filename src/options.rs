@@ -58,6 +58,8 @@ pub const DEFAULT_RECORD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default [`Options::send_timeout`]: queued output must make progress within 60 s
 /// (nginx's `send_timeout`).
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default [`Options::discard_limit`]: 256 KiB, about what a loopback socket's buffers hold.
+pub const DEFAULT_DISCARD_LIMIT: usize = 256 * 1024;
 /// Default [`Options::connect_timeout`]: an outgoing connect must complete within 30 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -95,6 +97,7 @@ pub struct Options {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) send_timeout: Option<Duration>,
     pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) discard_limit: usize,
 }
 
 impl Default for Options {
@@ -115,6 +118,7 @@ impl Default for Options {
             idle_timeout: None,
             send_timeout: Some(DEFAULT_SEND_TIMEOUT),
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            discard_limit: DEFAULT_DISCARD_LIMIT,
         }
     }
 }
@@ -539,6 +543,24 @@ impl Options {
     /// ```
     pub fn connect_timeout(mut self, time: Option<Duration>) -> Options {
         self.connect_timeout = time;
+        self
+    }
+
+    /// How much a graceful close reads and throws away, at most, while it waits for the
+    /// peer's end of stream (default [`DEFAULT_DISCARD_LIMIT`], 256 KiB). Past it the handle
+    /// is closed at once, whatever the linger time left: a peer refused for an oversized
+    /// record cannot make the server read (and spend CPU on) gigabytes it will never use.
+    /// A close that never wrote a byte does not linger at all: there is nothing the peer
+    /// must still read.
+    ///
+    /// ```
+    /// use eventmux::Options;
+    ///
+    /// let options = Options::new().discard_limit(64 * 1024);
+    /// # let _ = options;
+    /// ```
+    pub fn discard_limit(mut self, bytes: usize) -> Options {
+        self.discard_limit = bytes;
         self
     }
 

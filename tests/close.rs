@@ -878,3 +878,65 @@ fn propagated_panic_leaves_the_reactor_usable() {
     assert_eq!(events(&log, "c"), ["c:connect"]);
     assert_eq!(reactor.len(), 3);
 }
+
+// ----- bounded lingering close ------------------------------------------------------------
+
+#[test]
+fn a_refused_peer_that_keeps_sending_is_read_only_up_to_the_discard_limit() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    // A linger far longer than the test's deadline: only the discard limit can end it.
+    let options = Options::new()
+        .framing(eventmux::framing::Framing::lines())
+        .max_size(1024)
+        .discard_limit(64 * 1024)
+        .linger(Duration::from_secs(600));
+    let addr = serve(&mut reactor, options, &log, move |_, _| {
+        Probe::new("srv", &l)
+            .framed()
+            .on_error(|ctx, _| {
+                let _ = ctx.send(b"-ERR too big\n");
+            })
+            .boxed()
+    });
+    let flood = thread::spawn(move || {
+        let mut client = TcpStream::connect(addr).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0usize;
+        // No newline ever: one endless record. Stops when the server has gone.
+        while client.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    util::run_until_closed(&mut reactor, &log, "srv");
+    assert!(
+        log.contains("srv:error:input_limit:1024"),
+        "{:?}",
+        log.entries()
+    );
+    assert!(log.contains("srv:close:InputLimit"), "{:?}", log.entries());
+    let sent = util::join_client(&mut reactor, flood);
+    assert!(sent > 64 * 1024, "the peer kept sending: {sent} bytes");
+}
+
+#[test]
+fn a_close_that_wrote_nothing_does_not_linger() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let options = Options::new().linger(Duration::from_secs(600));
+    let addr = serve(&mut reactor, options, &log, move |_, _| {
+        Probe::new("srv", &l).on_read(|ctx, _| ctx.close()).boxed()
+    });
+    // Sends, then keeps its side open: a lingering close would wait 600 s for its EOF.
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"hello").unwrap();
+    util::run_until_closed(&mut reactor, &log, "srv");
+    assert!(log.contains("srv:close:Closed"), "{:?}", log.entries());
+    let mut rest = Vec::new();
+    client.set_read_timeout(Some(util::DEADLINE)).unwrap();
+    let _ = client.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing was ever sent");
+}

@@ -84,6 +84,10 @@ pub(crate) struct Stream {
     pub(crate) sent_at: u32,
     /// When the input buffer last became non-empty: the start of a record.
     pub(crate) record_at: u32,
+    /// Bytes a graceful close has read and thrown away (bounded by `discard_limit`).
+    pub(crate) discarded: u32,
+    /// Whether any output was ever written: a close that wrote nothing need not linger.
+    pub(crate) wrote_any: bool,
 }
 
 /// A UDP or Unix datagram socket.
@@ -170,6 +174,8 @@ impl Entry {
                 active_at: 0,
                 sent_at: 0,
                 record_at: 0,
+                discarded: 0,
+                wrote_any: false,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {
                 output: DatagramQueue::default(),

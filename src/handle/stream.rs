@@ -264,7 +264,22 @@ impl Reactor {
                     }
                     return;
                 }
-                Ok(n) => log::trace!("{token}: discarded {n} bytes while closing"),
+                Ok(n) => {
+                    stream.discarded = stream.discarded.saturating_add(n as u32);
+                    if stream.discarded as usize > entry.options.discard_limit {
+                        log::debug!(
+                            "{token}: discarded {} bytes while closing",
+                            stream.discarded
+                        );
+                        let reason = match entry.life {
+                            // Everything was written; the peer just keeps sending.
+                            Life::Lingering { reason } => reason,
+                            _ => CloseReason::DiscardLimit,
+                        };
+                        self.registry.kill(token, reason);
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     entry.ready.readable = false;
                     return;
@@ -458,6 +473,7 @@ impl Registry {
                 Ok((written, offered)) => {
                     if written > 0 {
                         (stream.active_at, stream.sent_at) = (clock.now(), clock.now());
+                        stream.wrote_any = true;
                     }
                     stream.output.consume(written, buffers);
                     if stream.output.is_empty() {

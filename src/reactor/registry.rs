@@ -479,8 +479,9 @@ impl Registry {
         let Life::Closing { reason } = entry.life else {
             return;
         };
-        // Only a stream socket has an end of stream to wait for.
-        let waits_for_eof = matches!(&entry.state, State::Stream(s) if !s.eof);
+        // Only a stream socket has an end of stream to wait for, and only what was written
+        // needs protecting from the reset that closing with unread input causes.
+        let waits_for_eof = matches!(&entry.state, State::Stream(s) if !s.eof && s.wrote_any);
         if !waits_for_eof || !entry.transport.is_socket() {
             self.kill(token, reason);
             return;
