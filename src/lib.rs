@@ -59,6 +59,7 @@ mod timer;
 mod token;
 mod url;
 mod waker;
+mod watermark;
 
 pub use address::Address;
 pub use context::{Context, Handle};
@@ -80,6 +81,7 @@ pub use selector::Backend;
 pub use timer::TimerId;
 pub use token::Token;
 pub use url::{Endpoint, IntoEndpoint, UrlError};
+pub use watermark::Watermark;
 
 /// The README's examples are compiled as doc tests, so they cannot rot.
 #[cfg(doctest)]

@@ -98,6 +98,7 @@ pub struct Options {
     pub(crate) send_timeout: Option<Duration>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) discard_limit: usize,
+    pub(crate) watermarks: Option<(usize, usize)>,
 }
 
 impl Default for Options {
@@ -119,6 +120,7 @@ impl Default for Options {
             send_timeout: Some(DEFAULT_SEND_TIMEOUT),
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             discard_limit: DEFAULT_DISCARD_LIMIT,
+            watermarks: None,
         }
     }
 }
@@ -561,6 +563,24 @@ impl Options {
     /// ```
     pub fn discard_limit(mut self, bytes: usize) -> Options {
         self.discard_limit = bytes;
+        self
+    }
+
+    /// Output watermarks (default none): when queued output passes `high` bytes, the
+    /// reactor stops reading from the handle and calls
+    /// [`on_watermark`](crate::Handler::on_watermark)`(`[`Watermark::High`](crate::Watermark::High)`)`;
+    /// once it drains to `low` (at most `high`), reading resumes and
+    /// `on_watermark(`[`Watermark::Low`](crate::Watermark::Low)`)` follows. The hard bound,
+    /// [`max_output`](Options::max_output), still applies above them.
+    ///
+    /// ```
+    /// use eventmux::Options;
+    ///
+    /// let relay = Options::new().watermarks(1 << 20, 256 << 10); // 1 MiB / 256 KiB
+    /// # let _ = relay;
+    /// ```
+    pub fn watermarks(mut self, high: usize, low: usize) -> Options {
+        self.watermarks = Some((high, low.min(high)));
         self
     }
 

@@ -88,6 +88,8 @@ pub(crate) struct Stream {
     pub(crate) discarded: u32,
     /// Whether any output was ever written: a close that wrote nothing need not linger.
     pub(crate) wrote_any: bool,
+    /// Queued output passed the high watermark: reading waits for the low one.
+    pub(crate) above_high: bool,
 }
 
 /// A UDP or Unix datagram socket.
@@ -176,6 +178,7 @@ impl Entry {
                 record_at: 0,
                 discarded: 0,
                 wrote_any: false,
+                above_high: false,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {
                 output: DatagramQueue::default(),
@@ -246,8 +249,12 @@ impl Entry {
 
     /// Whether the reactor should read (or report readability) now.
     pub(crate) fn wants_read(&self) -> bool {
-        let backoff = matches!(&self.state, State::Listener(l) if l.backoff);
-        self.life == Life::Open && self.connected() && self.readable_end && !self.paused && !backoff
+        let held = match &self.state {
+            State::Listener(listener) => listener.backoff,
+            State::Stream(stream) => stream.above_high,
+            _ => false,
+        };
+        self.life == Life::Open && self.connected() && self.readable_end && !self.paused && !held
     }
 
     /// Whether input is read and thrown away (a graceful close in progress).

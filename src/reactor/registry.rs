@@ -27,7 +27,7 @@ use crate::selector::{Selector, Trigger};
 use crate::timer::{TimerPurpose, Timers};
 use crate::{
     Address, CloseReason, Credentials, Deadline, Error, Handler, PanicPolicy, PumpStats, TimerId,
-    Token,
+    Token, Watermark,
 };
 
 /// Work the reactor does after the current callback returns.
@@ -40,6 +40,8 @@ pub(crate) enum Deferred {
     Close(Token, CloseReason),
     /// Deliver `on_connect` to an added socket that was connected already.
     Connect(Token),
+    /// Deliver `on_watermark`.
+    Watermark(Token, Watermark),
 }
 
 pub(crate) struct Registry {
@@ -361,6 +363,7 @@ impl Registry {
             }
             _ => queue_datagram(entry, data, None),
         }
+        self.pass_high_watermark(token);
         self.mark_dirty(token);
         Ok(())
     }
@@ -384,6 +387,7 @@ impl Registry {
             }
             _ => queue_datagram(entry, &data, None),
         }
+        self.pass_high_watermark(token);
         self.mark_dirty(token);
         Ok(())
     }
@@ -400,6 +404,47 @@ impl Registry {
         queue_datagram(entry, data, Some(to.clone()));
         self.mark_dirty(token);
         Ok(())
+    }
+
+    /// A send may have taken a stream's queue past its high watermark: stop reading and
+    /// tell the handler.
+    fn pass_high_watermark(&mut self, token: Token) {
+        let Some(entry) = self.entry_mut(token) else {
+            return;
+        };
+        let Some((high, _)) = entry.options.watermarks else {
+            return;
+        };
+        if let State::Stream(stream) = &mut entry.state {
+            if !stream.above_high && stream.output.len() > high {
+                stream.above_high = true;
+                self.update_interest(token);
+                self.deferred
+                    .push_back(Deferred::Watermark(token, Watermark::High));
+            }
+        }
+    }
+
+    /// A write may have drained a stream's queue to its low watermark: read again. Returns
+    /// whether it did (the caller tells the handler before anything is read).
+    pub(crate) fn reach_low_watermark(&mut self, token: Token) -> bool {
+        let Some(entry) = self.entry_mut(token) else {
+            return false;
+        };
+        let Some((_, low)) = entry.options.watermarks else {
+            return false;
+        };
+        let State::Stream(stream) = &mut entry.state else {
+            return false;
+        };
+        if !stream.above_high || stream.output.len() > low {
+            return false;
+        }
+        stream.above_high = false;
+        self.update_interest(token);
+        // Edge triggering will not report again what is already waiting.
+        self.schedule(token);
+        true
     }
 
     pub(crate) fn buflen(&self, token: Token) -> usize {

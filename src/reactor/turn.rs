@@ -26,7 +26,7 @@ use crate::pump::Pump;
 use crate::selector::{Readiness, Trigger};
 use crate::timer::TimerPurpose;
 use crate::waker::WAKER_KEY;
-use crate::{CloseReason, Reactor, Token};
+use crate::{CloseReason, Reactor, Token, Watermark};
 
 /// How many flush rounds one turn does when `on_sent` keeps sending; the rest waits for
 /// the next turn so that a handler cannot hold the loop.
@@ -191,6 +191,12 @@ impl Reactor {
             _ => self.registry.write_datagrams(token),
         };
         self.registry.update_interest(token);
+        if self.registry.reach_low_watermark(token) {
+            // Before the read it allows, which may come in this same visit.
+            dispatch(&mut self.registry, token, |h, ctx| {
+                h.on_watermark(ctx, Watermark::Low)
+            });
+        }
         match outcome {
             Flushed::Idle | Flushed::Partial => {}
             Flushed::Drained => {
@@ -278,6 +284,11 @@ impl Reactor {
                     dispatch(&mut self.registry, token, |h, ctx| h.on_error(ctx, &error));
                 }
                 Deferred::Close(token, reason) => self.registry.close_with(token, reason),
+                Deferred::Watermark(token, mark) => {
+                    dispatch(&mut self.registry, token, |h, ctx| {
+                        h.on_watermark(ctx, mark)
+                    });
+                }
                 Deferred::Connect(token) => {
                     if self.registry.is_live(token) {
                         dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
