@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::framing::Framing;
+use crate::handle::State;
 use crate::reactor::registry::Registry;
 use crate::{
     Address, CloseReason, Credentials, Error, Handler, IntoEndpoint, IntoHandler, Kind, Options,
@@ -234,6 +235,50 @@ impl<'a> Context<'a> {
     /// ```
     pub fn pump_stats(&self) -> Option<crate::PumpStats> {
         self.registry.pump_stats(self.token)
+    }
+
+    /// Listeners: how many of the connections it accepted are still open (`None` for
+    /// other handles).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Incoming};
+    ///
+    /// struct Conn;
+    /// impl Handler for Conn {}
+    ///
+    /// struct Server;
+    /// impl Handler for Server {
+    ///     fn on_accept(&mut self, ctx: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+    ///         println!("{:?} open before this one", ctx.open_connections());
+    ///         Some(Box::new(Conn))
+    ///     }
+    /// }
+    /// ```
+    pub fn open_connections(&self) -> Option<usize> {
+        match &self.registry.entry(self.token)?.state {
+            State::Listener(listener) => Some(listener.seats.get()),
+            _ => None,
+        }
+    }
+
+    /// Listeners: how many connections were refused past
+    /// [`Options::max_connections`] (`None` for other handles).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, TimerId};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         println!("{:?} refused so far", ctx.refused_connections());
+    ///     }
+    /// }
+    /// ```
+    pub fn refused_connections(&self) -> Option<u64> {
+        match &self.registry.entry(self.token)?.state {
+            State::Listener(listener) => Some(listener.refused),
+            _ => None,
+        }
     }
 
     /// What is queued and not yet written (EventMux's `buflen`): bytes for a stream,

@@ -72,6 +72,7 @@ pub use handler::{Handler, Incoming, IntoHandler};
 pub use options::{
     Options, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCARD_LIMIT, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT,
     DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE, DEFAULT_RECORD_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    DESCRIPTOR_RESERVE,
 };
 pub use panic_policy::PanicPolicy;
 pub use pump::{Packet, PumpOptions, PumpStats, WhenFull};

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::framing::Framing;
 use crate::Kind;
 
@@ -60,6 +62,9 @@ pub const DEFAULT_RECORD_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default [`Options::discard_limit`]: 256 KiB, about what a loopback socket's buffers hold.
 pub const DEFAULT_DISCARD_LIMIT: usize = 256 * 1024;
+/// Descriptors the default [`Options::max_connections`] leaves to everything else (files,
+/// outgoing connections, child processes' pipes): 64.
+pub const DESCRIPTOR_RESERVE: usize = 64;
 /// Default [`Options::connect_timeout`]: an outgoing connect must complete within 30 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -99,6 +104,8 @@ pub struct Options {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) discard_limit: usize,
     pub(crate) watermarks: Option<(usize, usize)>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) refusal: Option<Bytes>,
 }
 
 impl Default for Options {
@@ -121,6 +128,8 @@ impl Default for Options {
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             discard_limit: DEFAULT_DISCARD_LIMIT,
             watermarks: None,
+            max_connections: None,
+            refusal: None,
         }
     }
 }
@@ -584,6 +593,51 @@ impl Options {
         self
     }
 
+    /// Listeners: the most connections open at once (default: the process's open-file
+    /// limit, `RLIMIT_NOFILE`, less [`DESCRIPTOR_RESERVE`] for everything else, so that
+    /// running out of descriptors stays an accident rather than the normal way of saying
+    /// no). Past it a new connection is accepted, sent the [`refusal`](Options::refusal)
+    /// message if there is one, and closed cleanly; the refusal is counted
+    /// ([`Context::refused_connections`](crate::Context::refused_connections)). Open
+    /// connections are not affected, and the listener never spins.
+    ///
+    /// ```
+    /// use eventmux::Options;
+    ///
+    /// let options = Options::new()
+    ///     .max_connections(10_000)
+    ///     .refusal(&b"-ERR max number of clients reached\r\n"[..]);
+    /// # let _ = options;
+    /// ```
+    pub fn max_connections(mut self, connections: usize) -> Options {
+        self.max_connections = Some(connections);
+        self
+    }
+
+    /// Listeners: what a connection refused past
+    /// [`max_connections`](Options::max_connections) is sent before it is closed (default
+    /// nothing).
+    ///
+    /// ```
+    /// use eventmux::Options;
+    ///
+    /// let busy = Options::new().refusal("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+    /// # let _ = busy;
+    /// ```
+    pub fn refusal(mut self, message: impl Into<Bytes>) -> Options {
+        self.refusal = Some(message.into());
+        self
+    }
+
+    /// The connection limit in force for a listener with these options.
+    pub(crate) fn connection_limit(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            crate::sys::fd::open_files_limit().map_or(usize::MAX, |limit| {
+                (limit as usize).saturating_sub(DESCRIPTOR_RESERVE).max(1)
+            })
+        })
+    }
+
     /// The shortest deadline these options set, if any.
     pub(crate) fn shortest_deadline(&self) -> Option<Duration> {
         [
@@ -595,5 +649,18 @@ impl Options {
         .into_iter()
         .flatten()
         .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_connection_limit_leaves_a_reserve_under_the_open_file_limit() {
+        let soft = crate::sys::fd::open_files_limit().expect("a finite RLIMIT_NOFILE");
+        let limit = Options::new().connection_limit();
+        assert_eq!(limit as u64, soft - DESCRIPTOR_RESERVE as u64);
+        assert_eq!(Options::new().max_connections(7).connection_limit(), 7);
     }
 }

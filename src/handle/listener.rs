@@ -14,12 +14,24 @@ use std::time::Duration;
 
 use socket2::{SockAddr, SockRef};
 
+use super::slot::Seat;
 use super::{Entry, Kind, Shape, State, Transport};
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::Registry;
 use crate::sys;
 use crate::timer::TimerPurpose;
-use crate::{Address, Credentials, Error, Incoming, Options, Reactor, Token};
+use crate::{Address, CloseReason, Credentials, Error, Incoming, Options, Reactor, Token};
+use bytes::Bytes;
+
+/// Refused connections closing gracefully at once, at most (see `Registry::refuse`).
+const LINGERING_REFUSALS: usize = 64;
+/// How long a refused connection may linger for its peer's end of stream.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// The handler of a refused connection: it hears nothing worth acting on.
+struct Refused;
+
+impl crate::Handler for Refused {}
 
 /// Connections accepted per listener per turn.
 const ACCEPTS_PER_TURN: usize = 64;
@@ -74,15 +86,30 @@ impl Reactor {
     /// (`on_accept` can already name it: [`Incoming::token`]). A refused connection is
     /// dropped at once, with no callbacks.
     fn admit(&mut self, listener: Token, conn: OwnedFd, peer: SockAddr) {
-        let Some(entry) = self.registry.entry(listener) else {
+        let Some(entry) = self.registry.entry_mut(listener) else {
             return;
         };
+        let State::Listener(state) = &mut entry.state else {
+            return;
+        };
+        if state.seats.get() >= entry.options.connection_limit() {
+            state.refused += 1;
+            let refusal = entry.options.refusal.clone();
+            log::debug!(
+                "{listener}: connection limit reached; refusing {}",
+                state.refused
+            );
+            let transport = entry.transport;
+            self.registry.refuse(conn, transport, refusal);
+            return;
+        }
+        let seat = Seat::take(&state.seats);
         let (options, transport) = (entry.options.clone(), entry.transport);
         let credentials = match transport {
             Transport::Unix => Credentials::of(conn.as_fd()).ok(),
             _ => None,
         };
-        let token = match self.registry.add_accepted(conn, transport, options) {
+        let token = match self.registry.add_accepted(conn, transport, options, seat) {
             Ok(token) => token,
             Err(e) => {
                 log::warn!("{listener}: registering an accepted connection failed: {e}");
@@ -122,6 +149,7 @@ impl Registry {
         fd: OwnedFd,
         transport: Transport,
         options: Rc<Options>,
+        seat: Seat,
     ) -> io::Result<Token> {
         if transport == Transport::Tcp && options.nodelay {
             SockRef::from(&fd).set_tcp_nodelay(true)?;
@@ -130,7 +158,39 @@ impl Registry {
         let mut entry = Entry::new(shape, Some(fd), options, true);
         // accept4 made it: no other descriptor shares it.
         entry.sole_owner = true;
+        if let State::Stream(stream) = &mut entry.state {
+            stream._seat = Some(seat);
+        }
         self.insert_entry(entry)
+    }
+
+    /// A connection past its listener's limit: sent the refusal (if any) and closed
+    /// cleanly, with a short linger so that input it already sent does not turn the close
+    /// into a reset that destroys the refusal. Past [`LINGERING_REFUSALS`] of those at
+    /// once, a refusal is written (best effort) and closed at once, so a flood of refused
+    /// connections cannot hold descriptors either.
+    fn refuse(&mut self, conn: OwnedFd, transport: Transport, refusal: Option<Bytes>) {
+        if self.refusals.get() >= LINGERING_REFUSALS {
+            if let Some(message) = refusal {
+                let _ = sys::fd::send_vectored(conn.as_fd(), &[std::io::IoSlice::new(&message)]);
+            }
+            let _ = SockRef::from(&conn).shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        let options = Rc::new(Options::new().linger(REFUSAL_LINGER));
+        let shape = Shape::socket(Kind::Stream, transport);
+        let mut entry = Entry::new(shape, Some(conn), options, true);
+        entry.sole_owner = true;
+        if let State::Stream(stream) = &mut entry.state {
+            stream._seat = Some(Seat::take(&self.refusals));
+        }
+        let Ok(token) = self.insert(entry, Box::new(Refused)) else {
+            return;
+        };
+        if let Some(message) = refusal {
+            let _ = self.send_bytes(token, message);
+        }
+        self.close_with(token, CloseReason::Closed);
     }
 
     /// Pauses accepting on `token` for [`ACCEPT_BACKOFF`] and reports `error` once.

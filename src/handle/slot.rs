@@ -8,6 +8,7 @@
 //! Nothing here does I/O or calls a handler; the kind files drive, the registry manages
 //! slots and lifecycles.
 
+use std::cell::Cell;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -90,6 +91,9 @@ pub(crate) struct Stream {
     pub(crate) wrote_any: bool,
     /// Queued output passed the high watermark: reading waits for the low one.
     pub(crate) above_high: bool,
+    /// Its place in the count of the listener that accepted it (held, never read: its
+    /// drop gives the place back).
+    pub(crate) _seat: Option<Seat>,
 }
 
 /// A UDP or Unix datagram socket.
@@ -111,6 +115,28 @@ pub(crate) struct Listener {
     pub(crate) backoff: bool,
     /// A Unix socket path this listener bound, removed when it closes.
     pub(crate) bound_path: Option<PathBuf>,
+    /// Its connections still open: each holds a [`Seat`] of this count.
+    pub(crate) seats: Rc<Cell<usize>>,
+    /// Connections refused past the limit.
+    pub(crate) refused: u64,
+}
+
+/// One open connection's place in its listener's count; given back when the slot is
+/// dropped, on every close path.
+pub(crate) struct Seat(Rc<Cell<usize>>);
+
+impl Seat {
+    /// Takes a place in `seats`.
+    pub(crate) fn take(seats: &Rc<Cell<usize>>) -> Seat {
+        seats.set(seats.get() + 1);
+        Seat(seats.clone())
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// A UDP pump: its receive threads, and the replies the reactor sends for it.
@@ -179,6 +205,7 @@ impl Entry {
                 discarded: 0,
                 wrote_any: false,
                 above_high: false,
+                _seat: None,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {
                 output: DatagramQueue::default(),
@@ -381,6 +408,6 @@ mod tests {
     #[test]
     fn a_stream_slot_stays_small() {
         let size = std::mem::size_of::<Entry>();
-        assert!(size <= 224, "Entry is {size} bytes");
+        assert!(size <= 232, "Entry is {size} bytes");
     }
 }

@@ -9,10 +9,12 @@
 //! remove or add any handle, itself included, from inside any callback.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -66,6 +68,8 @@ pub(crate) struct Registry {
     pub(crate) id: u32,
     /// The coarse clock handles' activity is stamped with.
     pub(crate) clock: Clock,
+    /// Refused connections still closing (see `handle/listener.rs`).
+    pub(crate) refusals: Rc<Cell<usize>>,
     /// How often the deadlines are swept (a quarter of the shortest in use, 10 ms to 1 s),
     /// and when next; `None` while no handle has a deadline.
     sweep_every: Option<u32>,
@@ -92,6 +96,7 @@ impl Registry {
             next_generation: 0,
             id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
             clock: Clock::new(),
+            refusals: Rc::default(),
             sweep_every: None,
             next_sweep: 0,
         }

@@ -372,3 +372,17 @@ pub(crate) fn recv_datagrams(
     }
     Ok(())
 }
+
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`), or `None` if it is unlimited or
+/// cannot be read.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is valid for writes of a `struct rlimit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
+        return None;
+    }
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
