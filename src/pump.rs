@@ -35,6 +35,15 @@ use crate::waker::Waker;
 use crate::Address;
 
 /// What a pump thread does when the channel to the reactor is full.
+///
+/// ```
+/// use eventmux::{PumpOptions, WhenFull};
+///
+/// assert_eq!(WhenFull::default(), WhenFull::Block);
+/// // Telemetry: under overload a fresh sample beats a stale one, so drop (and count).
+/// let options = PumpOptions::new().when_full(WhenFull::Drop);
+/// # let _ = options;
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum WhenFull {
     /// Wait for room (default): nothing is dropped in user space; meanwhile the kernel's
@@ -82,23 +91,76 @@ impl Default for PumpOptions {
 impl PumpOptions {
     /// One thread, one socket, batches of 32, 64 KiB per datagram, 64 batches in flight,
     /// block when full, batch scheduling on.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, PumpOptions, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let pump = reactor.pump("udp://127.0.0.1:0", PumpOptions::new(), Sink)?;
+    /// println!("pumping on {}", reactor.local_addr(pump)?);
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> PumpOptions {
         PumpOptions::default()
     }
 
     /// Receive threads (at least 1).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, PumpOptions, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // One receive thread per core, at most four; they share one socket.
+    /// let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// let options = PumpOptions::new().threads(cores.min(4));
+    /// reactor.pump("udp://127.0.0.1:0", options, Sink)?;
+    /// # Ok(()) }
+    /// ```
     pub fn threads(mut self, n: usize) -> PumpOptions {
         self.threads = n.max(1);
         self
     }
 
     /// Give each thread its own `SO_REUSEPORT` socket bound to the same address (UDP only).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, PumpOptions, Reactor};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // Four sockets on one port (0 picks it once for all four); the kernel spreads flows
+    /// // across them.
+    /// let options = PumpOptions::new().threads(4).reuse_port(true);
+    /// let pump = reactor.pump("udp://127.0.0.1:0", options, Sink)?;
+    /// assert_ne!(reactor.local_addr(pump)?.port(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn reuse_port(mut self, on: bool) -> PumpOptions {
         self.reuse_port = on;
         self
     }
 
     /// Datagrams taken per `recvmmsg` and handed over per batch (1 to 256).
+    ///
+    /// ```
+    /// use eventmux::PumpOptions;
+    ///
+    /// // Many small packets (DNS, statsd): up to 128 per recvmmsg and per handover. With
+    /// // 2 KiB buffers that is 256 KiB of receive buffer per thread.
+    /// let options = PumpOptions::new().batch(128).buffer_size(2048);
+    /// # let _ = options;
+    /// ```
     pub fn batch(mut self, n: usize) -> PumpOptions {
         self.batch = n.clamp(1, 256);
         self
@@ -106,6 +168,15 @@ impl PumpOptions {
 
     /// Receive buffer per datagram (default 64 KiB, UDP's maximum); a larger datagram is
     /// delivered truncated and flagged.
+    ///
+    /// ```
+    /// use eventmux::PumpOptions;
+    ///
+    /// // Datagrams are at most one Ethernet frame here; a larger one arrives cut and flagged
+    /// // (`Packet::is_truncated`), and is counted in `PumpStats::truncated`.
+    /// let options = PumpOptions::new().buffer_size(1500);
+    /// # let _ = options;
+    /// ```
     pub fn buffer_size(mut self, bytes: usize) -> PumpOptions {
         self.buffer_size = bytes.max(1);
         self
@@ -113,12 +184,35 @@ impl PumpOptions {
 
     /// Batches the channel holds (at least 1): the bound on memory between the threads
     /// and the reactor.
+    ///
+    /// ```
+    /// use eventmux::PumpOptions;
+    ///
+    /// // Ride out longer reactor stalls: up to 256 batches of 32 packets in flight.
+    /// let options = PumpOptions::new().capacity(256).batch(32);
+    /// # let _ = options;
+    /// ```
     pub fn capacity(mut self, batches: usize) -> PumpOptions {
         self.capacity = batches.max(1);
         self
     }
 
     /// What a thread does when the channel is full.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, PumpOptions, Reactor, WhenFull};
+    ///
+    /// struct Metrics;
+    /// impl Handler for Metrics {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// // A metrics sink: drop what the reactor cannot keep up with, and count it.
+    /// let options = PumpOptions::new().when_full(WhenFull::Drop);
+    /// let pump = reactor.pump("udp://127.0.0.1:0", options, Metrics)?;
+    /// assert_eq!(reactor.pump_stats(pump).unwrap().dropped(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn when_full(mut self, policy: WhenFull) -> PumpOptions {
         self.when_full = policy;
         self
@@ -127,6 +221,14 @@ impl PumpOptions {
     /// The kernel's receive buffer per socket (`SO_RCVBUF`; capped by
     /// `net.core.rmem_max`). Bursts beyond it are dropped by the kernel before any thread
     /// sees them (`UdpRcvbufErrors` in `nstat`); the system default is about 200 KiB.
+    ///
+    /// ```
+    /// use eventmux::PumpOptions;
+    ///
+    /// // Let the kernel absorb bursts of a few MiB (raise net.core.rmem_max to get all of it).
+    /// let options = PumpOptions::new().socket_buffer(4 << 20);
+    /// # let _ = options;
+    /// ```
     pub fn socket_buffer(mut self, bytes: usize) -> PumpOptions {
         self.socket_buffer = Some(bytes);
         self
@@ -149,6 +251,14 @@ impl PumpOptions {
     /// latency is only traded on a busy CPU, and the kernel's socket buffer (see
     /// [`socket_buffer`](Self::socket_buffer)) holds what arrives in the wait. Turn it off
     /// when a pump must preempt a busy reactor as soon as a packet lands.
+    ///
+    /// ```
+    /// use eventmux::PumpOptions;
+    ///
+    /// // Latency first: a pump thread may preempt a busy reactor as soon as a packet lands.
+    /// let options = PumpOptions::new().batch_scheduling(false);
+    /// # let _ = options;
+    /// ```
     pub fn batch_scheduling(mut self, on: bool) -> PumpOptions {
         self.batch_scheduling = on;
         self
@@ -179,32 +289,138 @@ impl Packet {
     }
 
     /// The sender (`None` for a failed receive).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::net::SocketAddr;
+    /// use eventmux::{Context, Handler, Packet};
+    ///
+    /// /// Counts packets per sender, e.g. to rate-limit them.
+    /// #[derive(Default)]
+    /// struct PerSender { counts: HashMap<SocketAddr, u64> }
+    /// impl Handler for PerSender {
+    ///     fn on_packet(&mut self, _: &mut Context<'_>, packet: &Packet) {
+    ///         if let Some(sender) = packet.from().and_then(|from| from.as_inet()) {
+    ///             *self.counts.entry(sender).or_default() += 1;
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn from(&self) -> Option<&Address> {
         self.from.as_ref()
     }
 
     /// The payload. Cheap to clone and keep: it shares its batch's allocation.
+    ///
+    /// ```
+    /// use std::collections::VecDeque;
+    /// use bytes::Bytes;
+    /// use eventmux::{Context, Handler, Packet};
+    ///
+    /// /// Keeps the last 100 payloads for replay, without copying them.
+    /// struct Recent { kept: VecDeque<Bytes> }
+    /// impl Handler for Recent {
+    ///     fn on_packet(&mut self, _: &mut Context<'_>, packet: &Packet) {
+    ///         if self.kept.len() == 100 {
+    ///             self.kept.pop_front();
+    ///         }
+    ///         self.kept.push_back(packet.data().clone());
+    ///     }
+    /// }
+    /// ```
     pub fn data(&self) -> &Bytes {
         &self.data
     }
 
     /// The datagram's length as received: larger than `data().len()` if truncated, 0 for a
     /// failed receive.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Packet};
+    ///
+    /// /// Counts traffic as it was sent, including what truncation cut off.
+    /// struct Volume { bytes: u64 }
+    /// impl Handler for Volume {
+    ///     fn on_packet(&mut self, _: &mut Context<'_>, packet: &Packet) {
+    ///         self.bytes += packet.len() as u64;
+    ///     }
+    /// }
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the datagram was empty (or the receive failed).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Packet};
+    ///
+    /// /// Answers an empty datagram (a keepalive) with an empty one.
+    /// struct Keepalive;
+    /// impl Handler for Keepalive {
+    ///     fn on_packet(&mut self, ctx: &mut Context<'_>, packet: &Packet) {
+    ///         let Some(from) = packet.from() else {
+    ///             return; // a failed receive is empty too
+    ///         };
+    ///         if packet.is_empty() {
+    ///             let _ = ctx.send_to(from, b"");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Whether the datagram was larger than the pump's buffer size and was cut.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::net::UdpSocket;
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, Packet, PumpOptions, Reactor};
+    ///
+    /// /// Refuses an oversized request rather than act on part of it.
+    /// struct Strict;
+    /// impl Handler for Strict {
+    ///     fn on_packet(&mut self, ctx: &mut Context<'_>, packet: &Packet) {
+    ///         if let (Some(from), true) = (packet.from(), packet.is_truncated()) {
+    ///             let _ = ctx.send_to(from, format!("too large: {}", packet.len()).as_bytes());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let pump = reactor.pump("udp://127.0.0.1:0", PumpOptions::new().buffer_size(512), Strict)?;
+    /// let client = UdpSocket::bind("127.0.0.1:0")?;
+    /// # client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    /// client.send_to(&[0; 2000], reactor.local_addr(pump)?)?;
+    /// reactor.run_once(Some(Duration::from_secs(5)))?; // the packet arrives, the answer leaves
+    /// let mut answer = [0; 32];
+    /// let n = client.recv(&mut answer)?;
+    /// assert_eq!(&answer[..n], b"too large: 2000");
+    /// # Ok(()) }
+    /// ```
     pub fn is_truncated(&self) -> bool {
         self.truncated
     }
 
     /// The receive's errno (0 when it succeeded), e.g. `ECONNREFUSED` on a connected socket.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Packet};
+    ///
+    /// /// Logs failed receives (on a connected socket, ECONNREFUSED: the peer is not there).
+    /// struct Watchful;
+    /// impl Handler for Watchful {
+    ///     fn on_packet(&mut self, ctx: &mut Context<'_>, packet: &Packet) {
+    ///         if packet.errno() != 0 {
+    ///             let error = std::io::Error::from_raw_os_error(packet.errno());
+    ///             eprintln!("{}: receive failed: {error}", ctx.token());
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn errno(&self) -> i32 {
         self.errno
     }
@@ -224,27 +440,122 @@ pub struct PumpStats {
 
 impl PumpStats {
     /// Datagrams the threads received.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::net::UdpSocket;
+    /// use eventmux::{Context, Handler, Packet, PumpOptions, Reactor};
+    ///
+    /// /// Stops the reactor after three packets.
+    /// struct Three(u32);
+    /// impl Handler for Three {
+    ///     fn on_packet(&mut self, ctx: &mut Context<'_>, _: &Packet) {
+    ///         self.0 += 1;
+    ///         if self.0 == 3 {
+    ///             ctx.stop();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let pump = reactor.pump("udp://127.0.0.1:0", PumpOptions::new(), Three(0))?;
+    /// let client = UdpSocket::bind("127.0.0.1:0")?;
+    /// for _ in 0..3 {
+    ///     client.send_to(b"tick", reactor.local_addr(pump)?)?;
+    /// }
+    /// reactor.run()?;
+    /// assert_eq!(reactor.pump_stats(pump).unwrap().received(), 3);
+    /// # Ok(()) }
+    /// ```
     pub fn received(&self) -> u64 {
         self.received
     }
 
     /// Packets handed to `on_packet`.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler, PumpOptions, Reactor, TimerId};
+    ///
+    /// /// Logs its counters every ten seconds.
+    /// struct Metered;
+    /// impl Handler for Metered {
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         if let Some(stats) = ctx.pump_stats() {
+    ///             println!("{} of {} delivered", stats.delivered(), stats.received());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let pump = reactor.pump("udp://127.0.0.1:0", PumpOptions::new(), Metered)?;
+    /// reactor.handle(pump).unwrap().set_interval(Duration::from_secs(10))?;
+    /// # Ok(()) }
+    /// ```
     pub fn delivered(&self) -> u64 {
         self.delivered
     }
 
     /// Datagrams dropped in user space: a full channel under [`WhenFull::Drop`], or still
     /// queued when the pump closed (counted before `on_close`).
+    ///
+    /// ```
+    /// use eventmux::{CloseReason, Context, Handler};
+    ///
+    /// /// Says at close what overload cost (with `WhenFull::Drop`, or batches left queued).
+    /// struct Telemetry;
+    /// impl Handler for Telemetry {
+    ///     fn on_close(&mut self, ctx: &mut Context<'_>, _: CloseReason) {
+    ///         match ctx.pump_stats() {
+    ///             Some(stats) if stats.dropped() > 0 => eprintln!("{} dropped", stats.dropped()),
+    ///             _ => {}
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Datagrams larger than the buffer size (delivered cut).
+    ///
+    /// ```
+    /// use eventmux::{CloseReason, Context, Handler};
+    ///
+    /// /// Warns when the pump's buffer size was set too small.
+    /// struct Buffers;
+    /// impl Handler for Buffers {
+    ///     fn on_close(&mut self, ctx: &mut Context<'_>, _: CloseReason) {
+    ///         if let Some(stats) = ctx.pump_stats().filter(|stats| stats.truncated() > 0) {
+    ///             eprintln!("{} datagrams cut: raise buffer_size", stats.truncated());
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn truncated(&self) -> u64 {
         self.truncated
     }
 
     /// Receives that failed (delivered as packets with an errno).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, PumpOptions, Reactor, Token};
+    ///
+    /// struct Sink;
+    /// impl Handler for Sink {}
+    ///
+    /// /// A health check: healthy while the pump runs and no receive has failed.
+    /// fn healthy(reactor: &Reactor, pump: Token) -> bool {
+    ///     reactor.pump_stats(pump).is_some_and(|stats| stats.errors() == 0)
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let pump = reactor.pump("udp://127.0.0.1:0", PumpOptions::new(), Sink)?;
+    /// assert!(healthy(&reactor, pump));
+    /// # Ok(()) }
+    /// ```
     pub fn errors(&self) -> u64 {
         self.errors
     }
