@@ -11,8 +11,9 @@ use std::thread::{self, JoinHandle};
 
 use crate::{pin_to, CpuClock};
 
-/// How to ask a server to finish.
-type Stop = Box<dyn FnOnce() + Send>;
+/// How to ask a server to finish (`Sync` so that a benchmark may share a `ServerThread`
+/// with its load threads).
+type Stop = Box<dyn FnOnce() + Send + Sync>;
 
 /// Handed to a server's body: the way to say that it listens.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ pub struct Listening {
 impl Listening {
     /// The server listens on `addr`; calling `stop` (from another thread) makes its body
     /// return.
-    pub fn announce(self, addr: SocketAddr, stop: impl FnOnce() + Send + 'static) {
+    pub fn announce(self, addr: SocketAddr, stop: impl FnOnce() + Send + Sync + 'static) {
         // The receiver only goes away if `start` panicked already.
         let _ = self.ready.send((addr, Box::new(stop)));
     }

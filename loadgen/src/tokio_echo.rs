@@ -76,7 +76,7 @@ impl TokioEcho {
 
     /// What makes [`TokioEcho::run`] return, callable from any thread, before or after
     /// `run` starts.
-    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+    pub fn stopper(&self) -> impl FnOnce() + Send + Sync + 'static {
         let stop = self.stop.clone();
         // notify_one keeps a permit if nobody waits yet.
         move || stop.notify_one()
