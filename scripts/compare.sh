@@ -183,6 +183,9 @@ declare -A PID
 start_server() {
     local name=${1##*/}
     local log=$OUT/$name.log
+    # Emptied here, not only by the redirection below: that happens in the background job,
+    # maybe after the first look for "listening on", which would find the last run's address.
+    : >"$log"
     ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$1" 127.0.0.1:0 "${@:2}" >"$log" 2>&1 &
     PIDS+=($!)
     local pid=$!
