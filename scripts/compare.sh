@@ -4,8 +4,11 @@
 #
 #   mini_redis  vs redis-server  redis-benchmark -t ping,set,get,incr,mset -c 50, -P 1 and -P 16
 #   http_hello  vs nginx         wrk -t1 -c50 GET /
-#   echo        vs tokio_echo    echo_load, 50 connections, 64 B messages, depth 1 and 16
+#   echo        vs tokio_echo    loadgen, 50 connections, 64 B messages, depth 1 and 16
 #   echo        vs mio_echo      (the same runs)
+#
+# The eventmux servers are the examples; the peers tokio_echo and mio_echo, and the
+# loadgen load generator, are binaries of the loadgen crate (loadgen/).
 #
 # Servers run on CPU 0 and load generators on CPU 1 (taskset), everything on loopback.
 # Every measurement alternates between the servers of a row, round after round (the order
@@ -42,7 +45,8 @@ CONNS=50
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$ROOT/target/compare
-BIN=$ROOT/target/release/examples
+EXAMPLES=$ROOT/target/release/examples
+BINS=$ROOT/target/release # the loadgen crate's binaries
 RUNS=$OUT/runs.tsv # case, server, req/s, CPU of server, client, others, round: one per run
 ROWS=$OUT/rows.tsv # label, case, eventmux server, peer server: one line per table row
 
@@ -171,24 +175,28 @@ wait_port() {
     return 1
 }
 
-# start_example NAME [ARG...]: runs target/release/examples/NAME on 127.0.0.1:0 (pinned),
-# with ARGs after the address, and sets ADDR to the address it prints ("listening on
-# ADDR") and PID[NAME] to its process id.
+# start_server BINARY [ARG...]: runs BINARY on 127.0.0.1:0 (pinned), with ARGs after the
+# address, and sets ADDR to the address it prints ("listening on ADDR") and PID[NAME] to
+# its process id, NAME being the binary's file name.
 ADDR=
 declare -A PID
-start_example() {
-    local log=$OUT/$1.log
-    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$BIN/$1" 127.0.0.1:0 "${@:2}" >"$log" 2>&1 &
+start_server() {
+    local name=${1##*/}
+    local log=$OUT/$name.log
+    # Emptied here, not only by the redirection below: that happens in the background job,
+    # maybe after the first look for "listening on", which would find the last run's address.
+    : >"$log"
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$1" 127.0.0.1:0 "${@:2}" >"$log" 2>&1 &
     PIDS+=($!)
     local pid=$!
-    PID[$1]=$pid
+    PID[$name]=$pid
     for _ in $(seq 100); do
         ADDR=$(sed -n 's/^listening on //p' "$log")
         if [ -n "$ADDR" ]; then return 0; fi
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    say "$1 did not start; its log:"
+    say "$name did not start; its log:"
     cat "$log" >&2
     return 1
 }
@@ -287,7 +295,7 @@ redis_section() {
         say "skipping mini_redis vs redis-server"
         return 0
     fi
-    start_example mini_redis ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
+    start_server "$EXAMPLES/mini_redis" ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
     local mini_port=${ADDR##*:}
     local port
     port=$(free_port)
@@ -360,7 +368,7 @@ http_section() {
         say "skipping http_hello vs nginx"
         return 0
     fi
-    start_example http_hello ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
+    start_server "$EXAMPLES/http_hello" ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
     local hello_port=${ADDR##*:}
     local port
     port=$(free_port)
@@ -427,17 +435,17 @@ EOF
 echo_section() {
     declare -A addr
     local server
-    for server in echo tokio_echo mio_echo; do
-        start_example "$server"
-        addr[$server]=$ADDR
+    for server in "$EXAMPLES/echo" "$BINS/tokio_echo" "$BINS/mio_echo"; do
+        start_server "$server"
+        addr[${server##*/}]=$ADDR
     done
     local depth round
     for depth in 1 16; do
         for ((round = 0; round < ROUNDS; round++)); do
             ROUND=$round
             for server in $(rotate "$round" echo tokio_echo mio_echo); do
-                say "round $((round + 1))/$ROUNDS: $server, echo_load depth $depth"
-                measure "${PID[$server]}" "${CLIENT[@]}" "$BIN/echo_load" "${addr[$server]}" \
+                say "round $((round + 1))/$ROUNDS: $server, loadgen depth $depth"
+                measure "${PID[$server]}" "${CLIENT[@]}" "$BINS/loadgen" "${addr[$server]}" \
                     --conns "$CONNS" --secs "$SECS" --size 64 --depth "$depth"
                 record "echo depth $depth" "$server" "$(tail -n 1 "$OUT/last.out")"
             done
@@ -576,9 +584,9 @@ svg() {
 
 # ----- main ------------------------------------------------------------------------------
 
-say "building the release examples"
-(cd "$ROOT" && cargo build --release -q --example mini_redis --example http_hello \
-    --example echo --example echo_load --example tokio_echo --example mio_echo)
+say "building the release examples and the loadgen crate's binaries"
+(cd "$ROOT" && cargo build --release -q -p eventmux --example mini_redis --example http_hello \
+    --example echo && cargo build --release -q -p loadgen --bins)
 
 say "$ROUNDS round(s) of ${SECS} s per server and row; $PINNING"
 if [[ ,$ONLY, == *,redis,* ]]; then redis_section; fi

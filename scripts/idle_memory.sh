@@ -6,8 +6,9 @@
 #
 #   SERVER_BINARY  target/release/examples/echo (relative to the repo root) by default. Any
 #                  server that takes its listen address as first argument and prints
-#                  `listening on ADDR` on stdout once ready will do (echo, mio_echo,
-#                  tokio_echo, ...). Build it first: cargo build --release --examples
+#                  `listening on ADDR` on stdout once ready will do (echo, or the peers
+#                  target/release/mio_echo and tokio_echo of the loadgen crate). Build it
+#                  first: cargo build --release --examples (cargo build --release -p loadgen)
 #   N              connections, 19000 by default. Server and client each need N + a few
 #                  descriptors: the script raises `ulimit -n` to the hard limit (20000 here).
 #   MODE           idle     connect and never send (the default);

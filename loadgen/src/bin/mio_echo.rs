@@ -5,9 +5,9 @@
 //! once, and while a write is short, stop reading until the socket is writable again (the
 //! buffer doubles as the backpressure bound).
 //!
-//!     cargo run --release --example mio_echo [ADDR]      # default 127.0.0.1:7013
+//!     cargo run --release -p loadgen --bin mio_echo [ADDR]      # default 127.0.0.1:7013
 //!
-//! `scripts/compare.sh` runs it beside `echo` and `tokio_echo` under `echo_load`.
+//! `scripts/compare.sh` runs it beside `echo` and `tokio_echo` under `loadgen`.
 
 use std::io::{self, Read, Write};
 

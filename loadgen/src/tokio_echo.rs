@@ -1,0 +1,132 @@
+//! [`TokioEcho`]: the TCP echo server a tokio user would write, the peer eventmux's echo is
+//! compared with: a `current_thread` runtime (one thread, like the reactor), one task per
+//! connection that reads into a 64 KiB buffer and `write_all`s it back, `TCP_NODELAY` on
+//! (eventmux's default). The echo benchmark runs it in a thread of its own; the
+//! `tokio_echo` binary runs it as a process for `scripts/compare.sh`.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+use crate::ServerStats;
+
+/// The same as eventmux's default read size.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A bound tokio echo server, not yet serving.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::sync::Arc;
+/// use loadgen::{ServerStats, TokioEcho};
+///
+/// let server = TokioEcho::bind("127.0.0.1:0")?;
+/// let addr = server.local_addr()?;
+/// let stop = server.stopper();
+/// let stats = Arc::new(ServerStats::default());
+/// let serving = std::thread::spawn({
+///     let stats = stats.clone();
+///     move || server.run(stats)
+/// });
+/// let mut client = std::net::TcpStream::connect(addr)?;
+/// client.write_all(b"ping")?;
+/// let mut echo = [0; 4];
+/// client.read_exact(&mut echo)?;
+/// assert_eq!(&echo, b"ping");
+/// stop();
+/// serving.join().unwrap()?;
+/// assert_eq!(stats.accepted(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TokioEcho {
+    runtime: Runtime,
+    listener: TcpListener,
+    stop: Arc<Notify>,
+}
+
+impl TokioEcho {
+    /// Builds the runtime and binds the listener.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TokioEcho> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let listener = {
+            let _runtime = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        Ok(TokioEcho {
+            runtime,
+            listener,
+            stop: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// What makes [`TokioEcho::run`] return, callable from any thread, before or after
+    /// `run` starts.
+    pub fn stopper(&self) -> impl FnOnce() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        // notify_one keeps a permit if nobody waits yet.
+        move || stop.notify_one()
+    }
+
+    /// Serves until stopped, counting connections and errors in `stats`.
+    pub fn run(self, stats: Arc<ServerStats>) -> io::Result<()> {
+        let TokioEcho {
+            runtime,
+            listener,
+            stop,
+        } = self;
+        runtime.block_on(async move {
+            tokio::spawn(accept_loop(listener, stats));
+            stop.notified().await;
+        });
+        // Dropping the runtime cancels the accept loop and every connection task.
+        Ok(())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, stats: Arc<ServerStats>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                stats.record_accept();
+                let stats = stats.clone();
+                tokio::spawn(async move {
+                    // A reset by the peer ends only its own task.
+                    let result = echo(stream).await;
+                    if let Err(e) = &result {
+                        stats.record_error(e);
+                    }
+                    stats.record_close(result.is_ok());
+                });
+            }
+            // EMFILE and the like: report and go on, as the other servers do.
+            Err(e) => stats.record_error(format_args!("accept: {e}")),
+        }
+    }
+}
+
+async fn echo(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buffer = vec![0; READ_BUFFER];
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buffer[..n]).await?;
+    }
+}
