@@ -104,9 +104,6 @@ pub(crate) fn write_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Re
     }
 }
 
-/// `UDP_SEGMENT` from `linux/udp.h` (the `libc` crate only has it for some targets).
-const UDP_SEGMENT: libc::c_int = 103;
-
 /// Room for one control message carrying a `u16`, aligned as `cmsghdr` needs.
 #[repr(C, align(8))]
 #[derive(Copy, Clone)]
@@ -211,7 +208,7 @@ fn set_segment_size(header: &mut libc::msghdr, control: &mut SegmentControl, siz
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(header);
         (*cmsg).cmsg_level = libc::SOL_UDP;
-        (*cmsg).cmsg_type = UDP_SEGMENT;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
         (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
     }
