@@ -59,26 +59,36 @@ impl fmt::Display for Deadline {
 /// differences are taken with wrapping arithmetic, so any deadline under 24 days is exact.
 pub(crate) struct Clock {
     start: Instant,
+    /// The last reading, as an instant (timers use it) and as milliseconds since `start`.
+    instant: Instant,
     now: u32,
 }
 
 impl Clock {
     pub(crate) fn new() -> Clock {
+        let start = Instant::now();
         Clock {
-            start: Instant::now(),
+            start,
+            instant: start,
             now: 0,
         }
     }
 
     /// Reads the clock (once per turn).
     pub(crate) fn tick(&mut self) -> u32 {
-        self.now = millis(self.start.elapsed());
+        self.instant = Instant::now();
+        self.now = millis(self.instant.saturating_duration_since(self.start));
         self.now
     }
 
-    /// The reading of this turn.
+    /// The reading of this turn, in milliseconds.
     pub(crate) fn now(&self) -> u32 {
         self.now
+    }
+
+    /// The reading of this turn, as an instant.
+    pub(crate) fn instant(&self) -> Instant {
+        self.instant
     }
 }
 

@@ -81,7 +81,6 @@ impl Timers {
         self.live.get(&id.0)
     }
 
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.live.is_empty()
     }

@@ -116,7 +116,9 @@ impl OutputQueue {
         }
         if self.len == 0 {
             pool.give(std::mem::take(&mut self.tail));
-            pool.give_chunk_list(std::mem::take(&mut self.chunks));
+            if self.chunks.capacity() > 0 {
+                pool.give_chunk_list(std::mem::take(&mut self.chunks));
+            }
         }
     }
 

@@ -457,17 +457,16 @@ impl Registry {
         };
         let socket = entry.transport.is_socket();
         loop {
-            let result = {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let n = match stream.output.contiguous() {
-                    Some(all) => {
-                        slices[0] = IoSlice::new(all);
-                        1
-                    }
-                    None => stream.output.io_slices(&mut slices),
-                };
-                let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
-                write_once(fd.as_fd(), &slices[..n], socket).map(|w| (w, offered))
+            let result = match stream.output.contiguous() {
+                // The common case (copied sends only) needs no iovec array to fill.
+                Some(all) => write_once(fd.as_fd(), &[IoSlice::new(all)], socket)
+                    .map(|written| (written, all.len())),
+                None => {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let n = stream.output.io_slices(&mut slices);
+                    let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
+                    write_once(fd.as_fd(), &slices[..n], socket).map(|w| (w, offered))
+                }
             };
             match result {
                 Ok((written, offered)) => {

@@ -251,16 +251,6 @@ impl Registry {
         }
     }
 
-    /// Marks a handle as having output to flush at the end of the turn.
-    pub(crate) fn mark_dirty(&mut self, token: Token) {
-        if let Some(entry) = self.entry_mut(token) {
-            if !entry.in_dirty && entry.has_output() {
-                entry.in_dirty = true;
-                self.dirty.push(token);
-            }
-        }
-    }
-
     /// How long until the deadlines are due to be swept (`None`: no handle has one).
     pub(crate) fn until_sweep(&self) -> Option<Duration> {
         self.sweep_every?;
@@ -325,10 +315,29 @@ impl Registry {
 
     // ----- output admission --------------------------------------------------------------
 
-    /// Checks that `token` can queue `attempted` more bytes; past the output bound the
-    /// handle is failed with [`Error::OutputLimit`].
-    fn check_room(&mut self, token: Token, attempted: usize) -> Result<&mut Entry, Error> {
-        let entry = self.live_mut(token)?;
+    /// Queues output on `token`, all in one slot lookup: checks that the handle can send
+    /// and that `attempted` more bytes stay within its output bound (past it the handle is
+    /// failed with [`Error::OutputLimit`]), lets `push` queue them, then notes a crossing of
+    /// the high watermark and marks the handle for the end-of-turn flush.
+    fn admit(
+        &mut self,
+        token: Token,
+        attempted: usize,
+        push: impl FnOnce(&mut Entry, &mut BufferPool, u32),
+    ) -> Result<(), Error> {
+        let Registry {
+            entries,
+            buffers,
+            clock,
+            id,
+            dirty,
+            ..
+        } = self;
+        let entry = match slot_mut(entries, *id, token) {
+            None => return Err(Error::StaleToken(token)),
+            Some(e) if !e.is_live() => return Err(Error::Closing(token)),
+            Some(e) => e,
+        };
         if !entry.kind().can_send() || !entry.writable_end {
             return Err(Error::WrongKind {
                 operation: "send (a listener, virtual or read-only handle)",
@@ -346,88 +355,71 @@ impl Registry {
             self.fail_with(token, error(), CloseReason::OutputLimit);
             return Err(error());
         }
-        Ok(self.entry_mut(token).expect("checked above"))
+        push(entry, buffers, clock.now());
+        let passed_high = match (&mut entry.state, entry.options.watermarks) {
+            (State::Stream(stream), Some((high, _))) if !stream.above_high => {
+                stream.above_high = stream.output.len() > high;
+                stream.above_high
+            }
+            _ => false,
+        };
+        if !entry.in_dirty {
+            entry.in_dirty = true;
+            dirty.push(token);
+        }
+        if passed_high {
+            // Stop reading, and tell the handler once the running callback has returned.
+            self.update_interest(token);
+            self.deferred
+                .push_back(Deferred::Watermark(token, Watermark::High));
+        }
+        Ok(())
     }
 
     /// Queues a copy of `data` (a stream's bytes, or one datagram).
     pub(crate) fn send(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
-        self.check_room(token, data.len())?;
-        let Registry {
-            entries,
-            buffers,
-            clock,
-            ..
-        } = self;
-        let entry = &mut entries[token.index()];
-        match &mut entry.state {
-            State::Stream(stream) => {
-                if stream.output.is_empty() {
-                    stream.sent_at = clock.now();
+        self.admit(token, data.len(), |entry, buffers, now| {
+            match &mut entry.state {
+                State::Stream(stream) => {
+                    if stream.output.is_empty() {
+                        stream.sent_at = now;
+                    }
+                    stream.output.push_slice(data, buffers);
                 }
-                stream.output.push_slice(data, buffers);
+                _ => queue_datagram(entry, data, None),
             }
-            _ => queue_datagram(entry, data, None),
-        }
-        self.pass_high_watermark(token);
-        self.mark_dirty(token);
-        Ok(())
+        })
     }
 
     /// Queues `data` without copying it (datagram handles copy it into their arena).
     pub(crate) fn send_bytes(&mut self, token: Token, data: Bytes) -> Result<(), Error> {
-        self.check_room(token, data.len())?;
-        let Registry {
-            entries,
-            buffers,
-            clock,
-            ..
-        } = self;
-        let entry = &mut entries[token.index()];
-        match &mut entry.state {
-            State::Stream(stream) => {
-                if stream.output.is_empty() {
-                    stream.sent_at = clock.now();
+        self.admit(token, data.len(), |entry, buffers, now| {
+            match &mut entry.state {
+                State::Stream(stream) => {
+                    if stream.output.is_empty() {
+                        stream.sent_at = now;
+                    }
+                    stream.output.push_bytes(data, buffers);
                 }
-                stream.output.push_bytes(data, buffers);
+                _ => queue_datagram(entry, &data, None),
             }
-            _ => queue_datagram(entry, &data, None),
-        }
-        self.pass_high_watermark(token);
-        self.mark_dirty(token);
-        Ok(())
+        })
     }
 
     /// Queues one datagram for `to` (EventMux's `sendto`).
     pub(crate) fn send_to(&mut self, token: Token, to: &Address, data: &[u8]) -> Result<(), Error> {
-        let entry = self.check_room(token, data.len())?;
-        if entry.kind() != Kind::Datagram {
-            return Err(Error::WrongKind {
-                operation: "send_to",
-                kind: entry.kind(),
-            });
-        }
-        queue_datagram(entry, data, Some(to.clone()));
-        self.mark_dirty(token);
-        Ok(())
-    }
-
-    /// A send may have taken a stream's queue past its high watermark: stop reading and
-    /// tell the handler.
-    fn pass_high_watermark(&mut self, token: Token) {
-        let Some(entry) = self.entry_mut(token) else {
-            return;
-        };
-        let Some((high, _)) = entry.options.watermarks else {
-            return;
-        };
-        if let State::Stream(stream) = &mut entry.state {
-            if !stream.above_high && stream.output.len() > high {
-                stream.above_high = true;
-                self.update_interest(token);
-                self.deferred
-                    .push_back(Deferred::Watermark(token, Watermark::High));
+        match self.entry(token).map(Entry::kind) {
+            Some(Kind::Datagram) | None => {}
+            Some(kind) => {
+                return Err(Error::WrongKind {
+                    operation: "send_to",
+                    kind,
+                })
             }
         }
+        self.admit(token, data.len(), |entry, _, _| {
+            queue_datagram(entry, data, Some(to.clone()))
+        })
     }
 
     /// A write may have drained a stream's queue to its low watermark: read again. Returns

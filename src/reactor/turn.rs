@@ -186,12 +186,16 @@ impl Reactor {
         if !entry.has_output() || !writable || !open || !entry.connected() || entry.fd.is_none() {
             return;
         }
+        let level = entry.trigger == Trigger::Level;
+        let watermarks = entry.options.watermarks.is_some();
         let outcome = match entry.state {
             State::Stream(_) => self.registry.write_stream(token),
             _ => self.registry.write_datagrams(token),
         };
-        self.registry.update_interest(token);
-        if self.registry.reach_low_watermark(token) {
+        if level {
+            self.registry.update_interest(token);
+        }
+        if watermarks && self.registry.reach_low_watermark(token) {
             // Before the read it allows, which may come in this same visit.
             dispatch(&mut self.registry, token, |h, ctx| {
                 h.on_watermark(ctx, Watermark::Low)
@@ -227,7 +231,10 @@ impl Reactor {
 
     /// Fires the due timers; returns whether any was due.
     fn fire_timers(&mut self) -> bool {
-        let now = Instant::now();
+        if self.registry.timers.is_empty() {
+            return false;
+        }
+        let now = self.registry.clock.instant();
         let mut fired = false;
         while let Some((id, timer)) = self.registry.timers.pop_due(now) {
             fired = true;
@@ -269,6 +276,10 @@ impl Reactor {
     fn enforce_deadlines(&mut self) {
         let mut expired = std::mem::take(&mut self.expired);
         self.registry.expired_deadlines(&mut expired);
+        if expired.is_empty() {
+            self.expired = expired;
+            return;
+        }
         for (token, deadline) in expired.drain(..) {
             self.registry.time_out(token, deadline);
         }
