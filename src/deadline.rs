@@ -97,9 +97,11 @@ pub(crate) fn millis(duration: Duration) -> u32 {
     u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
 }
 
-/// Whether `limit` milliseconds have passed since `since` at `now`.
+/// Whether `limit` milliseconds have passed since `since` at `now`. Both readings are cut
+/// to whole milliseconds, so only a difference past `limit` proves the time has passed:
+/// a deadline never fires early, and at most a millisecond late.
 pub(crate) fn expired(now: u32, since: u32, limit: u32) -> bool {
-    now.wrapping_sub(since) >= limit
+    now.wrapping_sub(since) > limit
 }
 
 /// Whether `now` has reached the moment `at` (both on the wrapping clock, less than 24
@@ -115,8 +117,12 @@ mod tests {
     #[test]
     fn expiry_survives_the_clock_wrapping() {
         assert!(!expired(1_000, 900, 200));
-        assert!(expired(1_100, 900, 200));
-        assert!(expired(100, u32::MAX - 99, 200), "across the wrap");
+        assert!(
+            !expired(1_100, 900, 200),
+            "200 ms of readings may be 199.x ms of time"
+        );
+        assert!(expired(1_101, 900, 200));
+        assert!(expired(101, u32::MAX - 99, 200), "across the wrap");
         assert!(!expired(50, u32::MAX - 99, 200));
         assert!(reached(10, 10) && reached(11, 10) && !reached(9, 10));
         assert!(reached(5, u32::MAX - 5), "across the wrap");

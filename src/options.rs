@@ -593,10 +593,10 @@ impl Options {
         self
     }
 
-    /// Listeners: the most connections open at once (default: the process's open-file
-    /// limit, `RLIMIT_NOFILE`, less [`DESCRIPTOR_RESERVE`] for everything else, so that
-    /// running out of descriptors stays an accident rather than the normal way of saying
-    /// no). Past it a new connection is accepted, sent the [`refusal`](Options::refusal)
+    /// Listeners: the most connections open at once (default, and upper bound: the
+    /// process's open-file limit, `RLIMIT_NOFILE`, less [`DESCRIPTOR_RESERVE`] for
+    /// everything else, so that running out of descriptors stays an accident rather than
+    /// the normal way of saying no). Past it a new connection is accepted, sent the [`refusal`](Options::refusal)
     /// message if there is one, and closed cleanly; the refusal is counted
     /// ([`Context::refused_connections`](crate::Context::refused_connections)). Open
     /// connections are not affected, and the listener never spins.
@@ -629,13 +629,15 @@ impl Options {
         self
     }
 
-    /// The connection limit in force for a listener with these options.
+    /// The connection limit in force for a listener with these options: the one asked
+    /// for, but never more than the descriptors allow (as redis lowers `maxclients`), so
+    /// that connections past it are refused rather than left in the backlog by EMFILE.
     pub(crate) fn connection_limit(&self) -> usize {
-        self.max_connections.unwrap_or_else(|| {
-            crate::sys::fd::open_files_limit().map_or(usize::MAX, |limit| {
-                (limit as usize).saturating_sub(DESCRIPTOR_RESERVE).max(1)
-            })
-        })
+        let descriptors = crate::sys::fd::open_files_limit().map_or(usize::MAX, |limit| {
+            (limit as usize).saturating_sub(DESCRIPTOR_RESERVE).max(1)
+        });
+        self.max_connections
+            .map_or(descriptors, |asked| asked.min(descriptors))
     }
 
     /// The shortest deadline these options set, if any.
@@ -662,5 +664,12 @@ mod tests {
         let limit = Options::new().connection_limit();
         assert_eq!(limit as u64, soft - DESCRIPTOR_RESERVE as u64);
         assert_eq!(Options::new().max_connections(7).connection_limit(), 7);
+        assert_eq!(
+            Options::new()
+                .max_connections(usize::MAX)
+                .connection_limit(),
+            limit,
+            "never past what the descriptors allow"
+        );
     }
 }
