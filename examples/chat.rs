@@ -1,14 +1,24 @@
 //! Line chat: each line a client sends reaches every other connected client once, in order.
 //!
-//!     cargo run --release --example chat [ADDR]      # default 127.0.0.1:7009
+//!     cargo run --release --example chat -- [ADDR] [--idle-timeout SECS]
 //!
-//! Try it with two or more `nc 127.0.0.1 7009`.
+//! ADDR defaults to 127.0.0.1:7009; `--help` lists the options and their defaults. Try it
+//! with two or more `nc 127.0.0.1 7009`.
+//!
+//! A member silent for 300 s is disconnected (`--idle-timeout`, 0 for never). A line longer
+//! than 64 KiB, or one still unfinished 60 s after it began (eventmux's record deadline),
+//! disconnects its sender without reaching anyone; a member that stops reading is dropped
+//! once its backlog passes the output bound, or when it has taken nothing for 60 s.
 
 use std::io::Write;
+use std::time::Duration;
 
 use eventmux::framing::Framing;
-use eventmux::{Context, Handler, Incoming, Kind, Options, Reactor, Token};
+use eventmux::{Context, Error, Handler, Incoming, Kind, Options, Reactor, Token};
 
+const DEFAULT_ADDR: &str = "127.0.0.1:7009";
+/// Idle deadline unless `--idle-timeout` says otherwise.
+const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 /// Longest line accepted. A client that sends more without a newline gets
 /// `Error::InputLimit` and is disconnected, so no peer can grow the server's memory.
 const MAX_LINE: usize = 64 * 1024;
@@ -17,10 +27,13 @@ const MAX_LINE: usize = 64 * 1024;
 struct Member {
     /// Reused list of the other members, so relaying a line allocates nothing.
     others: Vec<Token>,
+    /// Something went wrong (a line too long or too slow, a reset): what the member left
+    /// unfinished is not relayed.
+    failed: bool,
 }
 
-impl Handler for Member {
-    fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+impl Member {
+    fn relay(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
         let me = ctx.token();
         // Every stream handle but this one is a chat member (the other kind is the listener).
         self.others.clear();
@@ -38,21 +51,85 @@ impl Handler for Member {
     }
 }
 
+impl Handler for Member {
+    fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+        self.relay(ctx, line);
+    }
+
+    fn on_read_last(&mut self, ctx: &mut Context<'_>, rest: &[u8]) {
+        // A last line without its newline still counts when the member just hung up.
+        if !self.failed {
+            self.relay(ctx, rest);
+        }
+    }
+
+    fn on_error(&mut self, _: &mut Context<'_>, _: &Error) {
+        self.failed = true;
+    }
+}
+
 struct Lobby;
 
 impl Handler for Lobby {
     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
-        Some(Box::new(Member { others: Vec::new() }))
+        Some(Box::new(Member {
+            others: Vec::new(),
+            failed: false,
+        }))
     }
 }
 
+fn usage() -> String {
+    format!(
+        "usage: chat [ADDR] [--idle-timeout SECS]
+
+  ADDR                  address to listen on (default {DEFAULT_ADDR})
+  --idle-timeout SECS   disconnect a member silent this long, 0 for never (default {})
+",
+        DEFAULT_IDLE.as_secs()
+    )
+}
+
+/// A number of seconds (fractions allowed) for `flag`; 0 means no deadline.
+fn seconds(flag: &str, value: Option<String>) -> Result<Option<Duration>, String> {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(|d| (!d.is_zero()).then_some(d))
+        .ok_or_else(|| format!("{flag} takes a number of seconds"))
+}
+
+/// The listen address and the idle deadline, from the command line.
+fn parse_args() -> Result<(String, Option<Duration>), String> {
+    let (mut addr, mut idle) = (None, Some(DEFAULT_IDLE));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{}", usage());
+                std::process::exit(0);
+            }
+            "--idle-timeout" => idle = seconds(&arg, args.next())?,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            _ if addr.is_none() => addr = Some(arg),
+            _ => return Err(format!("unexpected argument {arg}")),
+        }
+    }
+    Ok((addr.unwrap_or_else(|| DEFAULT_ADDR.into()), idle))
+}
+
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7009".into());
+    let (addr, idle) = parse_args().unwrap_or_else(|why| {
+        eprint!("chat: {why}\n{}", usage());
+        std::process::exit(2);
+    });
     let mut reactor = Reactor::new()?;
     // Accepted connections inherit these options, each with its own line buffer.
-    let options = Options::new().framing(Framing::lines()).max_size(MAX_LINE);
+    let options = Options::new()
+        .framing(Framing::lines())
+        .max_size(MAX_LINE)
+        .idle_timeout(idle);
     let listener = reactor.listen_with(addr.as_str(), options, Lobby)?;
     let bound = reactor
         .handle(listener)

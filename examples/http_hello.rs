@@ -2,28 +2,151 @@
 //! anything else 404, a malformed request 400; `Connection: close` (and HTTP/1.0 without
 //! keep-alive) is honoured.
 //!
-//!     cargo run --release --example http_hello [ADDR] [--busy-poll-us N]
+//!     cargo run --release --example http_hello -- [ADDR] [--request-timeout SECS]
+//!         [--keepalive-timeout SECS] [--max-head BYTES] [--max-body BYTES] [--busy-poll-us N]
 //!
-//! ADDR defaults to 127.0.0.1:8080. The reactor busy-polls for 200 µs after each busy turn
-//! (`Reactor::set_busy_poll`), as a server on a dedicated core can afford; `--busy-poll-us
-//! 0` turns that off.
+//! ADDR defaults to 127.0.0.1:8080; `--help` lists the options and their defaults. The
+//! reactor busy-polls for 200 µs after each busy turn (`Reactor::set_busy_poll`), as a
+//! server on a dedicated core can afford; `--busy-poll-us 0` turns that off.
 //!
 //! Try it with `curl -v http://127.0.0.1:8080/` or `wrk -c 50 http://127.0.0.1:8080/`.
-//! Framing (`Framing::http()`) hands the handler one whole request at a time, however the
-//! bytes arrived; replies to pipelined requests leave in one write.
+//! Framing (`Framing::http()`, bounded here) hands the handler one whole request at a time,
+//! however the bytes arrived; replies to pipelined requests leave in one write.
+//!
+//! Clients are held to nginx's bounds: a request must be whole within 60 s of its first
+//! byte (`client_header_timeout`), or it is answered `408 Request Timeout`; a keep-alive
+//! connection silent for 75 s is closed (`keepalive_timeout`); a head over 32 KiB (nginx's
+//! four 8 KiB header buffers) gets `431 Request Header Fields Too Large`, and a body over
+//! 1 MiB (`client_max_body_size`) `413 Content Too Large`. Each refusal says `Connection:
+//! close`, and the connection closes once it is written; a client that takes none of its
+//! responses for 60 s is dropped (`send_timeout`, eventmux's default too).
 
 use std::io::Write;
 use std::time::Duration;
 
-use eventmux::framing::Framing;
-use eventmux::{Context, Error, Handler, Incoming, Options, Reactor, Token};
+use eventmux::framing::{Decoder, Frame, FrameError, Framing};
+use eventmux::{Context, Deadline, Error, Handler, Incoming, Options, Reactor, Token};
 
+const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 const BODY: &[u8] = b"Hello, world!\n";
 const NOT_FOUND: &[u8] = b"Not Found\n";
 /// Busy-poll window unless `--busy-poll-us` says otherwise.
 const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(200);
-/// Largest request head plus body accepted.
-const MAX_REQUEST: usize = 64 * 1024;
+/// How the decoder says a head passed `max_head` (`on_error` answers it with 431).
+const HEAD_TOO_LARGE: &str = "request head too large";
+
+/// The bounds a client is held to; `start` takes them, `main` fills them from the flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A request must be whole this long after its first byte, or it gets 408 (`None`: no
+    /// bound).
+    pub request_timeout: Option<Duration>,
+    /// A connection with no traffic for this long is closed (`None`: never).
+    pub keepalive_timeout: Option<Duration>,
+    /// Largest request head, blank line included; a longer one gets 431.
+    pub max_head: usize,
+    /// Largest body, as sent (a chunked body's framing counts); a longer one gets 413.
+    pub max_body: usize,
+}
+
+impl Default for Config {
+    /// nginx's defaults: `client_header_timeout 60s`, `keepalive_timeout 75s`,
+    /// `large_client_header_buffers 4 8k`, `client_max_body_size 1m`.
+    fn default() -> Config {
+        Config {
+            request_timeout: Some(Duration::from_secs(60)),
+            keepalive_timeout: Some(Duration::from_secs(75)),
+            max_head: 32 * 1024,
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+// ----- framing: whole requests, head and body bounded apart ------------------------------
+
+/// `Framing::http()` with a bound on the head and another on the body. A handle has one
+/// input bound (`Options::max_size`), and passing it is `Error::InputLimit` whatever part
+/// was too long; this decoder refuses a long head itself, with an error of its own, so that
+/// `on_error` can answer 431 for the head and 413 for the body.
+struct Requests {
+    http: Box<dyn Decoder>,
+    max_head: usize,
+    max_body: usize,
+    /// The length of the current request's head, once it is all in.
+    head: Option<usize>,
+    /// How far the head has been searched for its end.
+    scanned: usize,
+}
+
+impl Requests {
+    fn new(config: &Config) -> Requests {
+        Requests {
+            http: Framing::http().into_decoder(),
+            max_head: config.max_head,
+            max_body: config.max_body,
+            head: None,
+            scanned: 0,
+        }
+    }
+}
+
+/// The end of the head (just past its blank line), searching from `from`; the same rule
+/// as `Framing::http()`'s, so both find the same end.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(offset) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+        let at = i + offset;
+        match buf.get(at + 1..) {
+            Some([b'\n', ..]) => return Some(at + 2),
+            Some([b'\r', b'\n', ..]) => return Some(at + 3),
+            _ => i = at + 1,
+        }
+    }
+    None
+}
+
+impl Decoder for Requests {
+    fn decode(&mut self, buf: &[u8], _limit: usize) -> Result<Option<Frame>, FrameError> {
+        let head = match self.head {
+            Some(head) => head,
+            None => {
+                // Only the first `max_head` bytes can hold the end of a head short enough.
+                let window = &buf[..buf.len().min(self.max_head)];
+                // Back 3: the last read may have ended inside the blank line.
+                match head_end(window, self.scanned.saturating_sub(3)) {
+                    Some(end) => end,
+                    None if buf.len() >= self.max_head => {
+                        return Err(FrameError::BadHttp(HEAD_TOO_LARGE.into()))
+                    }
+                    None => {
+                        self.scanned = buf.len();
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        self.head = Some(head);
+        self.scanned = 0;
+        // The HTTP rule refuses a body past its limit with `TooLarge`: `InputLimit`, 413.
+        let request = self.http.decode(buf, head.saturating_add(self.max_body))?;
+        if request.is_some() {
+            self.head = None;
+        }
+        Ok(request)
+    }
+
+    fn fresh(&self) -> Box<dyn Decoder> {
+        Box::new(Requests {
+            http: self.http.fresh(),
+            max_head: self.max_head,
+            max_body: self.max_body,
+            head: None,
+            scanned: 0,
+        })
+    }
+}
+
+// ----- requests and responses --------------------------------------------------------------
 
 /// One per connection; `head` is reused for every response head.
 #[derive(Default)]
@@ -48,7 +171,7 @@ struct Reply {
 }
 
 impl Reply {
-    /// A response after which the connection closes (a bad request).
+    /// A response after which the connection closes (a request refused).
     const CLOSE: Reply = Reply {
         head_only: false,
         keep_alive: false,
@@ -125,11 +248,25 @@ impl Handler for Connection {
         }
     }
 
+    fn on_read_last(&mut self, _: &mut Context<'_>, _: &[u8]) {
+        // An unfinished request at the close: there is no one left to answer.
+    }
+
     fn on_error(&mut self, ctx: &mut Context<'_>, error: &Error) {
-        // A request framing could not make sense of (or too large): still open for this.
-        if let Error::Frame(_) | Error::InputLimit { .. } = error {
-            self.respond(ctx, "400 Bad Request", b"", Reply::CLOSE);
-        }
+        // A request refused or late: the connection is still open for this answer, and
+        // closes once it is written.
+        let status = match error {
+            Error::Timeout(Deadline::Record) => "408 Request Timeout",
+            Error::Frame(FrameError::BadHttp(why)) if why == HEAD_TOO_LARGE => {
+                "431 Request Header Fields Too Large"
+            }
+            Error::InputLimit { .. } => "413 Content Too Large",
+            Error::Frame(_) => "400 Bad Request",
+            // Idle (nginx closes a silent keep-alive connection without a word), or the
+            // connection is gone.
+            _ => return,
+        };
+        self.respond(ctx, status, b"", Reply::CLOSE);
     }
 }
 
@@ -142,33 +279,102 @@ impl Handler for Server {
 }
 
 /// Opens the server on `addr`; returns the listener's token.
-pub fn start(reactor: &mut Reactor, addr: &str) -> std::io::Result<Token> {
+pub fn start(reactor: &mut Reactor, addr: &str, config: &Config) -> std::io::Result<Token> {
     let options = Options::new()
-        .framing(Framing::http())
-        .max_size(MAX_REQUEST);
+        .framing(Framing::custom(Requests::new(config)))
+        // The decoder bounds head and body; this bounds what neither covers, a chunked
+        // body's trailers (given as much room as a head).
+        .max_size(
+            config
+                .max_head
+                .saturating_mul(2)
+                .saturating_add(config.max_body),
+        )
+        .record_timeout(config.request_timeout)
+        .idle_timeout(config.keepalive_timeout);
     reactor.listen_with(addr, options, Server)
+}
+
+fn usage() -> String {
+    let config = Config::default();
+    let secs = |t: Option<Duration>| t.map_or(0, |t| t.as_secs());
+    format!(
+        "usage: http_hello [ADDR] [OPTIONS]
+
+  ADDR                       address to listen on (default {DEFAULT_ADDR})
+  --request-timeout SECS     a request must be whole this long after its first byte,
+                             else 408; 0 for no bound (default {})
+  --keepalive-timeout SECS   close a connection silent this long, 0 for never (default {})
+  --max-head BYTES           longest request head, else 431 (default {})
+  --max-body BYTES           longest request body, else 413 (default {})
+  --busy-poll-us N           busy-poll this long after a busy turn, 0 for not at all
+                             (default {})
+",
+        secs(config.request_timeout),
+        secs(config.keepalive_timeout),
+        config.max_head,
+        config.max_body,
+        DEFAULT_BUSY_POLL.as_micros(),
+    )
+}
+
+/// A number of seconds (fractions allowed) for `flag`; 0 means no deadline.
+fn seconds(flag: &str, value: Option<String>) -> Result<Option<Duration>, String> {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(|d| (!d.is_zero()).then_some(d))
+        .ok_or_else(|| format!("{flag} takes a number of seconds"))
+}
+
+/// A number of bytes for `flag`.
+fn bytes(flag: &str, value: Option<String>) -> Result<usize, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{flag} takes a number of bytes"))
+}
+
+/// The listen address, the bounds and the busy-poll window, from the command line.
+fn parse_args() -> Result<(String, Config, Duration), String> {
+    let (mut addr, mut config, mut busy_poll) = (None, Config::default(), DEFAULT_BUSY_POLL);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{}", usage());
+                std::process::exit(0);
+            }
+            "--request-timeout" => config.request_timeout = seconds(&arg, args.next())?,
+            "--keepalive-timeout" => config.keepalive_timeout = seconds(&arg, args.next())?,
+            "--max-head" => config.max_head = bytes(&arg, args.next())?,
+            "--max-body" => config.max_body = bytes(&arg, args.next())?,
+            "--busy-poll-us" => {
+                let micros = args.next().and_then(|n| n.parse().ok());
+                let micros = micros.ok_or("--busy-poll-us takes a number of microseconds")?;
+                busy_poll = Duration::from_micros(micros);
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            _ if addr.is_none() => addr = Some(arg),
+            _ => return Err(format!("unexpected argument {arg}")),
+        }
+    }
+    Ok((
+        addr.unwrap_or_else(|| DEFAULT_ADDR.into()),
+        config,
+        busy_poll,
+    ))
 }
 
 #[allow(dead_code)] // tests include this file for `start`
 fn main() -> std::io::Result<()> {
-    let mut addr = "127.0.0.1:8080".to_string();
-    let mut busy_poll = DEFAULT_BUSY_POLL;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--busy-poll-us" => match args.next().and_then(|n| n.parse().ok()) {
-                Some(micros) => busy_poll = Duration::from_micros(micros),
-                None => {
-                    eprintln!("--busy-poll-us takes a number of microseconds");
-                    std::process::exit(2);
-                }
-            },
-            _ => addr = arg,
-        }
-    }
+    let (addr, config, busy_poll) = parse_args().unwrap_or_else(|why| {
+        eprint!("http_hello: {why}\n{}", usage());
+        std::process::exit(2);
+    });
     let mut reactor = Reactor::new()?;
     reactor.set_busy_poll(busy_poll);
-    let listener = start(&mut reactor, &addr)?;
+    let listener = start(&mut reactor, &addr, &config)?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

@@ -1,19 +1,24 @@
 //! Length-prefixed echo: each record (a 4-byte big-endian length, then that many bytes)
 //! comes back whole, header included.
 //!
-//!     cargo run --release --example lenprefix_echo [ADDR]      # default 127.0.0.1:7010
+//!     cargo run --release --example lenprefix_echo -- [ADDR]      # default 127.0.0.1:7010
 //!
-//! Try it with `printf '\0\0\0\5hello' | nc -q1 127.0.0.1 7010 | xxd`.
+//! Try it with `printf '\0\0\0\5hello' | nc -q1 127.0.0.1 7010 | xxd`. A record must be
+//! complete within 60 s of its first byte (eventmux's default record deadline), so a
+//! client that announces a large record and trickles it cannot hold its buffer for ever.
 
 use std::io::Write;
 
 use eventmux::framing::{Endian, Framing, Size};
-use eventmux::{Context, Handler, Incoming, Options, Reactor};
+use eventmux::{Context, Handler, Incoming, Options, Reactor, DEFAULT_RECORD_TIMEOUT};
 
+const DEFAULT_ADDR: &str = "127.0.0.1:7010";
 /// Largest record accepted; a bigger announced length closes that connection at the header.
 const MAX_RECORD: usize = 16 * 1024 * 1024;
-/// Stop reading from a client that has this much echo waiting for it to read.
+/// Reading stops while this much echo waits for the client to take it...
 const HIGH_WATER: usize = 1 << 20;
+/// ...and starts again once the queue is down to this.
+const LOW_WATER: usize = 256 << 10;
 
 /// One per connection. Framing hands it each record's payload; it puts the header back.
 struct Echo;
@@ -23,13 +28,6 @@ impl Handler for Echo {
         // Both sends join the turn's single write to this connection.
         let header = (payload.len() as u32).to_be_bytes();
         let _ = ctx.send(&header).and_then(|()| ctx.send(payload));
-        if ctx.buflen() > HIGH_WATER {
-            let _ = ctx.pause_reading();
-        }
-    }
-
-    fn on_sent(&mut self, ctx: &mut Context<'_>) {
-        let _ = ctx.resume_reading();
     }
 }
 
@@ -41,14 +39,41 @@ impl Handler for Server {
     }
 }
 
+fn usage() -> String {
+    format!(
+        "usage: lenprefix_echo [ADDR]
+
+  ADDR   address to listen on (default {DEFAULT_ADDR})
+
+Records of up to {} MiB, each complete within {} s of its first byte.
+",
+        MAX_RECORD >> 20,
+        DEFAULT_RECORD_TIMEOUT.as_secs()
+    )
+}
+
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7010".into());
+    let mut args = std::env::args().skip(1);
+    let addr = match (args.next(), args.next()) {
+        (Some(help), _) if help == "-h" || help == "--help" => {
+            print!("{}", usage());
+            return Ok(());
+        }
+        (Some(addr), None) if !addr.starts_with('-') => addr,
+        (None, _) => DEFAULT_ADDR.into(),
+        (Some(_), _) => {
+            eprint!("lenprefix_echo: takes only an address\n{}", usage());
+            std::process::exit(2);
+        }
+    };
     let mut reactor = Reactor::new()?;
     let options = Options::new()
         .framing(Framing::size(Size::new(4, Endian::Big)))
-        .max_size(MAX_RECORD + 4);
+        .max_size(MAX_RECORD + 4)
+        .watermarks(HIGH_WATER, LOW_WATER)
+        // Reading stops past the high mark, but the record that took the queue there is
+        // echoed whole: the bound must hold the largest one on top of the mark.
+        .max_output(HIGH_WATER + MAX_RECORD + 4);
     let listener = reactor.listen_with(addr.as_str(), options, Server)?;
     let bound = reactor
         .handle(listener)

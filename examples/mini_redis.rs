@@ -1,11 +1,13 @@
 //! A small Redis: RESP2 (and inline commands) over eventmux, enough for `redis-cli` and
 //! `redis-benchmark -t ping,set,get,incr,mset` (pipelined too).
 //!
-//!     cargo run --release --example mini_redis [ADDR] [--busy-poll-us N]
+//!     cargo run --release --example mini_redis -- [ADDR] [--maxclients N] [--timeout SECS]
+//!         [--busy-poll-us N]
 //!
-//! ADDR defaults to 127.0.0.1:6380. The reactor busy-polls for 200 µs after each busy turn
-//! (`Reactor::set_busy_poll`), as a server on a dedicated core can afford: clients then
-//! rarely have to wake it. `--busy-poll-us 0` turns that off.
+//! ADDR defaults to 127.0.0.1:6380; `--help` lists the options and their defaults. The
+//! reactor busy-polls for 200 µs after each busy turn (`Reactor::set_busy_poll`), as a
+//! server on a dedicated core can afford: clients then rarely have to wake it.
+//! `--busy-poll-us 0` turns that off.
 //!
 //! Commands: PING, ECHO, SET (EX/PX/NX/XX), GET, DEL, EXISTS, INCR, DECR, MSET, MGET,
 //! EXPIRE, TTL, DBSIZE, FLUSHALL, plus what clients send at start-up (CONFIG GET, COMMAND,
@@ -13,6 +15,14 @@
 //! handler only parses arguments and writes replies; all connections share one keyspace
 //! (one thread, no locks). A malformed request gets `-ERR Protocol error` and closes only
 //! its own connection; so does one larger than `MAX_REQUEST`.
+//!
+//! Against hostile clients it does what redis does: past `maxclients` (10000) connections
+//! a new one is told `-ERR max number of clients reached` and closed; an inline command, or
+//! a `*`/`$` count line, with no end in its first 64 KiB is refused (`too big inline
+//! request`) instead of buffered up to `MAX_REQUEST`; `--timeout` closes idle clients
+//! (redis's `timeout`, off by default). Beyond redis, a request must be whole within 60 s
+//! of its first byte (eventmux's record deadline), and a client that takes none of its
+//! replies for 60 s is dropped.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -25,27 +35,148 @@ use std::time::{Duration, Instant};
 use eventmux::framing::{Decoder, Frame, FrameError, Framing};
 use eventmux::{Context, Error, Handler, Incoming, Options, Reactor, TimerId, Token};
 
+const DEFAULT_ADDR: &str = "127.0.0.1:6380";
 /// Largest request accepted (Redis allows 512 MB bulk strings; a toy server should not).
 const MAX_REQUEST: usize = 8 * 1024 * 1024;
 /// Busy-poll window unless `--busy-poll-us` says otherwise.
 const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(200);
 /// Most arguments in one request.
 const MAX_ARGS: i64 = 1024 * 1024;
+/// Longest line before its `\n`: an inline command, or a `*` or `$` count line (redis's
+/// `PROTO_INLINE_MAX_SIZE`).
+const MAX_LINE: usize = 64 * 1024;
+/// Default `--maxclients`, as in redis.
+const DEFAULT_MAX_CLIENTS: usize = 10_000;
+/// What a client past `maxclients` is told, byte for byte redis's answer.
+const MAX_CLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
 
 // ----- framing: one RESP request per record ---------------------------------------------
 
 /// Finds where one request ends: `*N` then N `$len` bulk strings, or an inline command line.
-/// Malformed input ends the record at the bad line, so the handler can answer it.
+/// Malformed input ends the record at the bad line, so the handler can answer it; a line
+/// that runs past `MAX_LINE` without its end is handed over cut there, unterminated, for
+/// the same reason.
 #[derive(Clone, Default)]
-struct Resp;
+struct Resp {
+    /// The unterminated line the last call stopped in: where it starts and how far it has
+    /// been searched. Without it, each byte of a line trickled a byte at a time would have
+    /// the line searched again from its start.
+    waiting: Option<(usize, usize)>,
+}
+
+/// What a search for the end of a line found.
+enum Line {
+    /// Its `\n` is at this index.
+    End(usize),
+    /// Not yet: more bytes are needed.
+    Open,
+    /// It has run past `MAX_LINE` without an end.
+    TooLong,
+}
+
+impl Resp {
+    /// Looks for the end of the line that starts at `at`, no further than `MAX_LINE`.
+    fn line(&mut self, buf: &[u8], at: usize) -> Line {
+        let from = match self.waiting {
+            Some((start, searched)) if start == at => searched,
+            _ => at,
+        };
+        let window = buf.len().min(at + MAX_LINE + 1);
+        if let Some(i) = buf[from..window].iter().position(|&b| b == b'\n') {
+            return Line::End(from + i);
+        }
+        if window - at > MAX_LINE {
+            return Line::TooLong;
+        }
+        self.waiting = Some((at, window));
+        Line::Open
+    }
+
+    /// The request at the start of `buf`, if it is all there (see `Decoder::decode`).
+    fn request(&mut self, buf: &[u8], limit: usize) -> Result<Option<Frame>, FrameError> {
+        let first = self.line(buf, 0);
+        if buf[0] != b'*' {
+            // Inline command: one line.
+            return Ok(match first {
+                Line::End(end) => Some(Frame::new(0..end + 1, end + 1)),
+                Line::Open => None,
+                Line::TooLong => Some(cut(0)),
+            });
+        }
+        let mut at = match first {
+            Line::End(end) => end + 1,
+            Line::Open => return Ok(None),
+            Line::TooLong => return Ok(Some(cut(0))),
+        };
+        let count = match number(buf, 0, at - 1) {
+            Ok(n) if n <= MAX_ARGS => n,
+            _ => return Ok(Some(Frame::new(0..at, at))), // the handler reports it
+        };
+        for _ in 0..count.max(0) {
+            if at >= buf.len() {
+                return Ok(None);
+            }
+            if buf[at] != b'$' {
+                return Ok(Some(Frame::new(0..at + 1, at + 1)));
+            }
+            let end = match self.line(buf, at) {
+                Line::End(end) => end,
+                Line::Open => return Ok(None),
+                Line::TooLong => return Ok(Some(cut(at))),
+            };
+            let after = end + 1;
+            let len = match number(buf, at, end) {
+                Ok(n) if (0..=MAX_REQUEST as i64).contains(&n) => n as usize,
+                _ => return Ok(Some(Frame::new(0..after, after))),
+            };
+            let end = after + len + 2;
+            if end > limit {
+                return Err(FrameError::TooLarge {
+                    size: end as u64,
+                    limit,
+                });
+            }
+            if end > buf.len() {
+                return Ok(None);
+            }
+            at = end;
+        }
+        Ok(Some(Frame::new(0..at, at)))
+    }
+}
+
+impl Decoder for Resp {
+    fn decode(&mut self, buf: &[u8], limit: usize) -> Result<Option<Frame>, FrameError> {
+        let request = self.request(buf, limit)?;
+        if request.is_some() {
+            // The next call starts at the next request: remembered offsets mean nothing there.
+            self.waiting = None;
+        }
+        Ok(request)
+    }
+
+    fn fresh(&self) -> Box<dyn Decoder> {
+        Box::new(Resp::default())
+    }
+}
+
+/// A record of the line at `at` cut at `MAX_LINE`: `parse` finds no end in it and answers
+/// that the line was too long, as redis does.
+fn cut(at: usize) -> Frame {
+    let end = at + MAX_LINE + 1;
+    Frame::new(0..end, end)
+}
+
+/// The number on the line from `at` (a one-byte prefix, then digits) to its `\n` at `end`.
+fn number(buf: &[u8], at: usize, end: usize) -> Result<i64, ()> {
+    let line = &buf[at + 1..end];
+    integer(line.strip_suffix(b"\r").unwrap_or(line)).ok_or(())
+}
 
 /// Reads a `\r\n`-terminated number after a one-byte prefix; `Err` if it is not one.
 fn number_line(buf: &[u8], at: usize) -> Option<(Result<i64, ()>, usize)> {
     let end = at + buf.get(at..)?.iter().position(|&b| b == b'\n')?;
-    let line = buf[at + 1..end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&buf[at + 1..end]);
-    Some((integer(line).ok_or(()), end + 1))
+    Some((number(buf, at, end), end + 1))
 }
 
 /// A decimal integer as Redis reads one (`string2ll`): an optional `-`, then digits with no
@@ -77,56 +208,6 @@ fn integer(text: &[u8]) -> Option<i64> {
     }
 }
 
-impl Decoder for Resp {
-    fn decode(&mut self, buf: &[u8], limit: usize) -> Result<Option<Frame>, FrameError> {
-        if buf[0] != b'*' {
-            // Inline command: one line.
-            return Ok(buf
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|end| Frame::new(0..end + 1, end + 1)));
-        }
-        let Some((count, mut at)) = number_line(buf, 0) else {
-            return Ok(None);
-        };
-        let count = match count {
-            Ok(n) if n <= MAX_ARGS => n,
-            _ => return Ok(Some(Frame::new(0..at, at))), // the handler reports it
-        };
-        for _ in 0..count.max(0) {
-            if at >= buf.len() {
-                return Ok(None);
-            }
-            if buf[at] != b'$' {
-                return Ok(Some(Frame::new(0..at + 1, at + 1)));
-            }
-            let Some((len, after)) = number_line(buf, at) else {
-                return Ok(None);
-            };
-            let len = match len {
-                Ok(n) if (0..=MAX_REQUEST as i64).contains(&n) => n as usize,
-                _ => return Ok(Some(Frame::new(0..after, after))),
-            };
-            let end = after + len + 2;
-            if end > limit {
-                return Err(FrameError::TooLarge {
-                    size: end as u64,
-                    limit,
-                });
-            }
-            if end > buf.len() {
-                return Ok(None);
-            }
-            at = end;
-        }
-        Ok(Some(Frame::new(0..at, at)))
-    }
-
-    fn fresh(&self) -> Box<dyn Decoder> {
-        Box::new(Resp)
-    }
-}
-
 /// Where a parsed request's arguments lie.
 enum ArgsIn {
     /// In the request itself (RESP: every argument is a slice of it).
@@ -144,11 +225,15 @@ fn parse(
     scratch: &mut Vec<u8>,
 ) -> Result<ArgsIn, &'static str> {
     args.clear();
+    // A line without its end is one the decoder cut at `MAX_LINE`.
     if request[0] != b'*' {
+        if request.last() != Some(&b'\n') {
+            return Err("too big inline request");
+        }
         split_inline(request, args, scratch)?;
         return Ok(ArgsIn::Scratch);
     }
-    let (count, mut at) = number_line(request, 0).ok_or("incomplete request")?;
+    let (count, mut at) = number_line(request, 0).ok_or("too big mbulk count string")?;
     let count = count.map_err(|_| "invalid multibulk length")?;
     if count > MAX_ARGS {
         return Err("invalid multibulk length");
@@ -157,7 +242,7 @@ fn parse(
         if request.get(at) != Some(&b'$') {
             return Err("expected '$'");
         }
-        let (len, after) = number_line(request, at).ok_or("incomplete request")?;
+        let (len, after) = number_line(request, at).ok_or("too big bulk count string")?;
         let len = len
             .ok()
             .filter(|&n| (0..=MAX_REQUEST as i64).contains(&n))
@@ -642,6 +727,11 @@ impl Handler for Client {
         }
     }
 
+    fn on_read_last(&mut self, _: &mut Context<'_>, _: &[u8]) {
+        // A request cut short by the close (the client hung up, or was refused): redis
+        // does not run those, and there is no one left to answer.
+    }
+
     fn on_error(&mut self, ctx: &mut Context<'_>, error: &Error) {
         if let Error::InputLimit { .. } | Error::Frame(_) = error {
             // The handle is still open for this answer; a graceful close follows.
@@ -670,12 +760,34 @@ impl Handler for Server {
     }
 }
 
+/// What `start` sets up; `main` fills it from the command line.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most clients connected at once (redis's `maxclients`); past it a new client is told
+    /// `-ERR max number of clients reached` and closed.
+    pub maxclients: usize,
+    /// A client silent this long is closed (redis's `timeout`; `None`, as its 0, is never).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            maxclients: DEFAULT_MAX_CLIENTS,
+            timeout: None,
+        }
+    }
+}
+
 /// Opens the server on `addr`; returns the listener's token.
-pub fn start(reactor: &mut Reactor, addr: &str) -> std::io::Result<Token> {
+pub fn start(reactor: &mut Reactor, addr: &str, config: &Config) -> std::io::Result<Token> {
     let db = Rc::new(RefCell::new(Db::default()));
     let options = Options::new()
-        .framing(Framing::custom(Resp))
-        .max_size(MAX_REQUEST);
+        .framing(Framing::custom(Resp::default()))
+        .max_size(MAX_REQUEST)
+        .idle_timeout(config.timeout)
+        .max_connections(config.maxclients)
+        .refusal(MAX_CLIENTS_REACHED);
     let listener = reactor.listen_with(addr, options, Server { db })?;
     // Active expiry ten times a second, like Redis's default hz.
     reactor
@@ -686,27 +798,72 @@ pub fn start(reactor: &mut Reactor, addr: &str) -> std::io::Result<Token> {
     Ok(listener)
 }
 
-#[allow(dead_code)] // tests include this file for `start`
-fn main() -> std::io::Result<()> {
-    let mut addr = "127.0.0.1:6380".to_string();
-    let mut busy_poll = DEFAULT_BUSY_POLL;
+fn usage() -> String {
+    format!(
+        "usage: mini_redis [ADDR] [--maxclients N] [--timeout SECS] [--busy-poll-us N]
+
+  ADDR              address to listen on (default {DEFAULT_ADDR})
+  --maxclients N    most clients at once; past it: -ERR max number of clients reached
+                    (default {DEFAULT_MAX_CLIENTS})
+  --timeout SECS    close a client idle this long, 0 for never (default 0)
+  --busy-poll-us N  busy-poll this long after a busy turn, 0 for not at all (default {})
+",
+        DEFAULT_BUSY_POLL.as_micros()
+    )
+}
+
+/// A number of seconds (fractions allowed) for `flag`; 0 means no deadline.
+fn seconds(flag: &str, value: Option<String>) -> Result<Option<Duration>, String> {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(|d| (!d.is_zero()).then_some(d))
+        .ok_or_else(|| format!("{flag} takes a number of seconds"))
+}
+
+/// The listen address, the server's settings and the busy-poll window, from the command
+/// line.
+fn parse_args() -> Result<(String, Config, Duration), String> {
+    let (mut addr, mut config, mut busy_poll) = (None, Config::default(), DEFAULT_BUSY_POLL);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--busy-poll-us" {
-            let micros = args.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "--busy-poll-us takes a number of microseconds",
-                )
-            })?;
-            busy_poll = Duration::from_micros(micros);
-        } else {
-            addr = arg;
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{}", usage());
+                std::process::exit(0);
+            }
+            "--maxclients" => {
+                let n = args.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0);
+                config.maxclients = n.ok_or("--maxclients takes a number above 0")?;
+            }
+            "--timeout" => config.timeout = seconds(&arg, args.next())?,
+            "--busy-poll-us" => {
+                let micros = args.next().and_then(|n| n.parse().ok());
+                let micros = micros.ok_or("--busy-poll-us takes a number of microseconds")?;
+                busy_poll = Duration::from_micros(micros);
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            _ if addr.is_none() => addr = Some(arg),
+            _ => return Err(format!("unexpected argument {arg}")),
         }
     }
+    Ok((
+        addr.unwrap_or_else(|| DEFAULT_ADDR.into()),
+        config,
+        busy_poll,
+    ))
+}
+
+#[allow(dead_code)] // tests include this file for `start`
+fn main() -> std::io::Result<()> {
+    let (addr, config, busy_poll) = parse_args().unwrap_or_else(|why| {
+        eprint!("mini_redis: {why}\n{}", usage());
+        std::process::exit(2);
+    });
     let mut reactor = Reactor::new()?;
     reactor.set_busy_poll(busy_poll);
-    let listener = start(&mut reactor, &addr)?;
+    let listener = start(&mut reactor, &addr, &config)?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

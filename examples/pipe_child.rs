@@ -3,7 +3,9 @@
 //!
 //!     cargo run --release --example pipe_child -- COMMAND [ARGS...]
 //!
-//! For example `cargo run --example pipe_child -- sh -c 'echo out; echo err >&2'`.
+//! For example `cargo run --example pipe_child -- sh -c 'echo out; echo err >&2'`. The
+//! child is trusted: a line may take as long as it likes to finish (a prompt, a progress
+//! bar), so the pipes have no record deadline.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -35,17 +37,31 @@ impl Handler for Labelled {
 }
 
 fn main() -> std::io::Result<()> {
+    const USAGE: &str = "usage: pipe_child COMMAND [ARGS...]\n";
     let mut args = std::env::args().skip(1);
-    let Some(program) = args.next() else {
-        eprintln!("usage: pipe_child COMMAND [ARGS...]");
-        std::process::exit(2);
+    let program = match args.next() {
+        Some(help) if help == "-h" || help == "--help" => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        Some(program) => program,
+        None => {
+            eprint!("{USAGE}");
+            std::process::exit(2);
+        }
     };
     let mut child = Command::new(program)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    let lines = || Options::new().framing(Framing::lines());
+    // eventmux gives framed streams a 60 s record deadline by default, against peers
+    // that trickle; a child's half-written line is no attack.
+    let lines = || {
+        Options::new()
+            .framing(Framing::lines())
+            .record_timeout(None)
+    };
     let mut reactor = Reactor::new()?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");

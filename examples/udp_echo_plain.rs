@@ -1,12 +1,14 @@
 //! UDP echo on the reactor thread: every datagram goes back to its sender.
 //!
-//!     cargo run --release --example udp_echo_plain [ADDR]      # default 127.0.0.1:7011
+//!     cargo run --release --example udp_echo_plain -- [ADDR]      # default 127.0.0.1:7011
 //!
 //! Try it with `nc -u 127.0.0.1 7011`. (`udp_echo`, with pump threads, is the fast one.)
 
 use std::io::Write;
 
 use eventmux::{Address, Context, Handler, Options, Reactor};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:7011";
 
 /// The bound socket's handler: replies go out batched, one `sendmmsg` per turn.
 struct Echo;
@@ -19,10 +21,29 @@ impl Handler for Echo {
     }
 }
 
+fn usage() -> String {
+    format!(
+        "usage: udp_echo_plain [ADDR]
+
+  ADDR   address to listen on (default {DEFAULT_ADDR})
+"
+    )
+}
+
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7011".into());
+    let mut args = std::env::args().skip(1);
+    let addr = match (args.next(), args.next()) {
+        (Some(help), _) if help == "-h" || help == "--help" => {
+            print!("{}", usage());
+            return Ok(());
+        }
+        (Some(addr), None) if !addr.starts_with('-') => addr,
+        (None, _) => DEFAULT_ADDR.into(),
+        (Some(_), _) => {
+            eprint!("udp_echo_plain: takes only an address\n{}", usage());
+            std::process::exit(2);
+        }
+    };
     let url = if addr.contains("://") {
         addr
     } else {

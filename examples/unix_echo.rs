@@ -1,7 +1,7 @@
 //! Unix stream echo: greets each client with the credentials the kernel recorded for it
 //! (SO_PEERCRED), then echoes.
 //!
-//!     cargo run --release --example unix_echo [PATH]      # default /tmp/eventmux.sock
+//!     cargo run --release --example unix_echo -- [PATH]      # default /tmp/eventmux.sock
 //!
 //! Try it with `socat - UNIX-CONNECT:/tmp/eventmux.sock`. The socket file is removed when
 //! the server's listener closes, and a stale one left by a crash is replaced at start.
@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use eventmux::{Context, Credentials, Handler, Incoming, Reactor};
+
+const DEFAULT_PATH: &str = "/tmp/eventmux.sock";
 
 /// One per client: the greeting names who connected; then everything read comes back.
 struct Echo {
@@ -40,10 +42,29 @@ impl Handler for Server {
     }
 }
 
+fn usage() -> String {
+    format!(
+        "usage: unix_echo [PATH]
+
+  PATH   socket file to listen on, or unix://PATH (default {DEFAULT_PATH})
+"
+    )
+}
+
 fn main() -> std::io::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "/tmp/eventmux.sock".into());
+    let mut args = std::env::args().skip(1);
+    let path = match (args.next(), args.next()) {
+        (Some(help), _) if help == "-h" || help == "--help" => {
+            print!("{}", usage());
+            return Ok(());
+        }
+        (Some(path), None) if !path.starts_with('-') => path,
+        (None, _) => DEFAULT_PATH.into(),
+        (Some(_), _) => {
+            eprint!("unix_echo: takes only a path\n{}", usage());
+            std::process::exit(2);
+        }
+    };
     let path = PathBuf::from(path.strip_prefix("unix://").unwrap_or(&path));
     let mut reactor = Reactor::new()?;
     reactor.listen(path.clone(), Server)?;

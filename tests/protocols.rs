@@ -7,6 +7,11 @@
 //! failing split can be replayed) and must give exactly the replies one big write gives.
 //! Closes are proved by the client reading to the end of the stream (its reads time out
 //! after `DEADLINE`, so a server that wrongly keeps a connection open fails the test).
+//!
+//! The bounds against hostile clients are tested too: redis's 64 KiB line limit as it is,
+//! and `maxclients`, HTTP's request and keep-alive deadlines and its head and body limits
+//! set small through each example's `Config`, so that a test passes them in a fraction of
+//! a second.
 
 mod util;
 
@@ -21,6 +26,7 @@ mod http_hello;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use eventmux::{Reactor, Token};
 use util::{run_until, DEADLINE};
@@ -31,18 +37,27 @@ use util::{run_until, DEADLINE};
 struct Server {
     reactor: Reactor,
     addr: SocketAddr,
+    listener: Token,
 }
 
 impl Server {
     fn redis() -> Server {
-        Server::start(mini_redis::start)
+        Server::redis_with(mini_redis::Config::default())
+    }
+
+    fn redis_with(config: mini_redis::Config) -> Server {
+        Server::start(|reactor, addr| mini_redis::start(reactor, addr, &config))
     }
 
     fn http() -> Server {
-        Server::start(http_hello::start)
+        Server::http_with(http_hello::Config::default())
     }
 
-    fn start(start: fn(&mut Reactor, &str) -> io::Result<Token>) -> Server {
+    fn http_with(config: http_hello::Config) -> Server {
+        Server::start(|reactor, addr| http_hello::start(reactor, addr, &config))
+    }
+
+    fn start(start: impl FnOnce(&mut Reactor, &str) -> io::Result<Token>) -> Server {
         let mut reactor = Reactor::new().expect("a reactor");
         let listener = start(&mut reactor, "127.0.0.1:0").expect("listen on loopback");
         let addr = reactor
@@ -50,7 +65,11 @@ impl Server {
             .expect("just opened")
             .local_addr()
             .expect("a bound address");
-        Server { reactor, addr }
+        Server {
+            reactor,
+            addr,
+            listener,
+        }
     }
 
     /// Runs the server until `client`, run on a thread of its own with the server's
@@ -397,13 +416,13 @@ fn redis_integers_are_read_as_redis_reads_them() {
 
 /// Asks EXISTS until the key has expired.
 fn wait_until_gone(c: &mut TcpStream, key: &str) {
-    let deadline = std::time::Instant::now() + DEADLINE;
+    let deadline = Instant::now() + DEADLINE;
     loop {
         c.write_all(&cmd(&["EXISTS", key])).expect("write EXISTS");
         if read_n(c, 4) == b":0\r\n" {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{key} never expired");
+        assert!(Instant::now() < deadline, "{key} never expired");
     }
 }
 
@@ -622,6 +641,90 @@ fn redis_oversized_request_is_refused_and_closed() {
     });
 }
 
+#[test]
+fn redis_clients_past_maxclients_get_the_redis_refusal_and_a_close() {
+    let config = mini_redis::Config {
+        maxclients: 2,
+        ..mini_redis::Config::default()
+    };
+    let mut server = Server::redis_with(config);
+    server.serve(|addr| {
+        let (mut a, mut b) = (connect(addr), connect(addr));
+        ask(&mut a, &cmd(&["PING"]), b"+PONG\r\n");
+        ask(&mut b, &cmd(&["PING"]), b"+PONG\r\n");
+        let mut third = connect(addr);
+        assert_bytes(
+            &read_to_eof(&mut third),
+            b"-ERR max number of clients reached\r\n",
+        );
+        // The two inside are served as before.
+        ask(&mut a, &cmd(&["SET", "k", "v"]), OK);
+        ask(&mut b, &cmd(&["GET", "k"]), &bulk("v"));
+        // Once one leaves there is a seat again (as soon as the server has seen it go).
+        drop(a);
+        let deadline = Instant::now() + DEADLINE / 2;
+        loop {
+            let mut c = connect(addr);
+            let mut reply = [0; 7];
+            // Refused, it reads the refusal's first bytes (or a reset after them).
+            let served = c.write_all(&cmd(&["PING"])).is_ok()
+                && c.read_exact(&mut reply).is_ok()
+                && reply == *b"+PONG\r\n";
+            if served {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no seat after a close");
+        }
+    });
+    let listener = server.reactor.handle(server.listener).expect("still open");
+    let refused = listener.refused_connections().expect("a listener");
+    assert!(refused >= 1, "the refusals are counted");
+}
+
+/// An inline command of `len` bytes before its `\r\n`: ECHO of a run of `a`.
+fn inline_echo(len: usize) -> (Vec<u8>, Vec<u8>) {
+    let word = "a".repeat(len - "ECHO \r".len());
+    (format!("ECHO {word}\r\n").into_bytes(), bulk(&word))
+}
+
+const TOO_BIG_INLINE: &[u8] = b"-ERR Protocol error: too big inline request\r\n";
+
+#[test]
+fn redis_inline_request_of_64_kib_is_served_and_a_longer_one_refused_as_redis_does() {
+    Server::redis().serve(|addr| {
+        let mut good = connect(addr);
+        // The line up to its \n is 64 KiB, \r included: redis's PROTO_INLINE_MAX_SIZE.
+        let (request, reply) = inline_echo(64 * 1024);
+        ask(&mut good, &request, &reply);
+        // One byte more is refused, end in sight or not, however the bytes arrive.
+        let (request, _) = inline_echo(64 * 1024 + 1);
+        ask_then_eof(&mut connect(addr), &request, TOO_BIG_INLINE);
+        let unterminated = [&b"SET k "[..], &[b'x'; 64 * 1024]].concat();
+        let mut c = connect(addr);
+        write_in_pieces(&mut c, &unterminated, 0x64);
+        assert_bytes(&read_to_eof(&mut c), TOO_BIG_INLINE);
+        // Refused at 64 KiB, not buffered up to the 8 MiB request bound, and not run.
+        ask(&mut good, &cmd(&["EXISTS", "k"]), b":0\r\n");
+    });
+}
+
+#[test]
+fn redis_count_lines_past_64_kib_are_refused_as_redis_does() {
+    Server::redis().serve(|addr| {
+        let digits = vec![b'1'; 64 * 1024 + 1];
+        ask_then_eof(
+            &mut connect(addr),
+            &[&b"*"[..], &digits].concat(),
+            b"-ERR Protocol error: too big mbulk count string\r\n",
+        );
+        ask_then_eof(
+            &mut connect(addr),
+            &[&b"*1\r\n$"[..], &digits].concat(),
+            b"-ERR Protocol error: too big bulk count string\r\n",
+        );
+    });
+}
+
 // ----- http_hello ----------------------------------------------------------------------------
 
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nServer: eventmux\r\nContent-Type: text/plain\r\n\
@@ -635,6 +738,12 @@ const NOT_FOUND: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: eventmux\r\n\
 Content-Type: text/plain\r\nContent-Length: 10\r\n\r\nNot Found\n";
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: eventmux\r\n\
 Content-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nServer: eventmux\r\n\
+Content-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const CONTENT_TOO_LARGE: &[u8] = b"HTTP/1.1 413 Content Too Large\r\nServer: eventmux\r\n\
+Content-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const HEADERS_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+Server: eventmux\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
@@ -801,5 +910,160 @@ fn http_chunked_post_is_framed() {
         let mut c = connect(addr);
         ask(&mut c, &request, &replies);
         ask(&mut c, GET, HELLO);
+    });
+}
+
+// ----- http_hello: hostile clients -----------------------------------------------------------
+
+/// A deadline short enough for a test to wait out.
+const SHORT: Duration = Duration::from_millis(300);
+/// How much earlier than its deadline a close may come: eventmux's deadline clock counts
+/// whole milliseconds, read once per turn.
+const CLOCK_GRAIN: Duration = Duration::from_millis(2);
+
+/// Small bounds, so that a test request can pass them.
+fn small_limits() -> http_hello::Config {
+    http_hello::Config {
+        max_head: 1024,
+        max_body: 1024,
+        ..http_hello::Config::default()
+    }
+}
+
+/// A GET whose head is exactly `len` bytes, padded with a header.
+fn get_with_head_of(len: usize) -> Vec<u8> {
+    let bare = "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: \r\n\r\n".len();
+    format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(len - bare)
+    )
+    .into_bytes()
+}
+
+/// A POST to / (404 here) with a `Content-Length` body of `len` bytes.
+fn post_of(len: usize) -> Vec<u8> {
+    let mut request = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+    request.push_str(&"b".repeat(len));
+    request.into_bytes()
+}
+
+#[test]
+fn http_request_not_whole_within_its_deadline_gets_408_then_eof() {
+    let config = http_hello::Config {
+        request_timeout: Some(SHORT),
+        keepalive_timeout: None,
+        ..http_hello::Config::default()
+    };
+    Server::http_with(config).serve(|addr| {
+        let mut c = connect(addr);
+        ask(&mut c, GET, HELLO);
+        // A head that never ends (slowloris): the deadline counts from its first byte.
+        let start = Instant::now();
+        ask_then_eof(
+            &mut c,
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n",
+            REQUEST_TIMEOUT,
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited >= SHORT - CLOCK_GRAIN,
+            "408 after {waited:?}, before the deadline"
+        );
+        // A body that never ends is late just the same.
+        let mut c = connect(addr);
+        ask_then_eof(
+            &mut c,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nshort",
+            REQUEST_TIMEOUT,
+        );
+    });
+}
+
+#[test]
+fn http_body_over_the_limit_gets_413_then_eof() {
+    Server::http_with(small_limits()).serve(|addr| {
+        let mut c = connect(addr);
+        // Up to the limit a body is taken, and the connection kept.
+        ask(&mut c, &post_of(1024), NOT_FOUND);
+        ask(&mut c, GET, HELLO);
+        // Past it, refused from the Content-Length; the body sent along is not a request.
+        ask_then_eof(&mut connect(addr), &post_of(1025), CONTENT_TOO_LARGE);
+        // A chunked body counts as sent, framing included: 1024 bytes of data in two chunks
+        // pass the limit at the second.
+        let chunked = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+             200\r\n{0}\r\n200\r\n{0}\r\n0\r\n\r\n",
+            "c".repeat(0x200)
+        );
+        ask_then_eof(&mut connect(addr), chunked.as_bytes(), CONTENT_TOO_LARGE);
+    });
+}
+
+#[test]
+fn http_head_over_the_limit_gets_431_then_eof() {
+    Server::http_with(small_limits()).serve(|addr| {
+        let mut c = connect(addr);
+        ask(&mut c, &get_with_head_of(1024), HELLO);
+        ask(&mut c, GET, HELLO);
+        // One byte longer: refused, whole...
+        ask_then_eof(
+            &mut connect(addr),
+            &get_with_head_of(1025),
+            HEADERS_TOO_LARGE,
+        );
+        // ...or still growing, and however it arrives.
+        let endless = format!("GET / HTTP/1.1\r\nX-Pad: {}", "p".repeat(2000));
+        let mut c = connect(addr);
+        write_in_pieces(&mut c, endless.as_bytes(), 0x431);
+        assert_bytes(&read_to_eof(&mut c), HEADERS_TOO_LARGE);
+    });
+}
+
+#[test]
+fn http_idle_keep_alive_connection_is_closed_without_a_response() {
+    let config = http_hello::Config {
+        keepalive_timeout: Some(SHORT),
+        ..http_hello::Config::default()
+    };
+    Server::http_with(config).serve(|addr| {
+        let mut c = connect(addr);
+        // The idle time counts from the server's last write, which comes after this.
+        let start = Instant::now();
+        ask(&mut c, GET, HELLO);
+        assert_bytes(&read_to_eof(&mut c), b"");
+        let waited = start.elapsed();
+        assert!(
+            waited >= SHORT - CLOCK_GRAIN,
+            "closed after {waited:?}, before the idle time"
+        );
+    });
+}
+
+#[test]
+fn http_keep_alive_and_pipelining_work_within_the_bounds() {
+    let config = http_hello::Config {
+        request_timeout: Some(SHORT * 10),
+        keepalive_timeout: Some(SHORT * 10),
+        ..small_limits()
+    };
+    let mut request = Vec::new();
+    let mut replies = Vec::new();
+    for i in 0..10 {
+        match i % 3 {
+            0 => request.extend(get_with_head_of(1024)),
+            1 => request.extend(post_of(1024)),
+            _ => request.extend_from_slice(GET),
+        }
+        replies.extend_from_slice(if i % 3 == 1 { NOT_FOUND } else { HELLO });
+    }
+    Server::http_with(config).serve(move |addr| {
+        pipeline(addr, &request, None, &replies);
+        for seed in [3, 0xb0d7] {
+            pipeline(addr, &request, Some(seed), &replies);
+        }
+        let mut c = connect(addr);
+        for _ in 0..3 {
+            ask(&mut c, &request, &replies);
+        }
     });
 }
