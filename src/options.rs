@@ -63,7 +63,7 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default [`Options::discard_limit`]: 256 KiB, about what a loopback socket's buffers hold.
 pub const DEFAULT_DISCARD_LIMIT: usize = 256 * 1024;
 /// Descriptors the default [`Options::max_connections`] leaves to everything else (files,
-/// outgoing connections, child processes' pipes): 64.
+/// outgoing connections, child processes' pipes): 64, or a quarter of a smaller limit.
 pub const DESCRIPTOR_RESERVE: usize = 64;
 /// Default [`Options::connect_timeout`]: an outgoing connect must complete within 30 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -634,7 +634,8 @@ impl Options {
     /// that connections past it are refused rather than left in the backlog by EMFILE.
     pub(crate) fn connection_limit(&self) -> usize {
         let descriptors = crate::sys::fd::open_files_limit().map_or(usize::MAX, |limit| {
-            (limit as usize).saturating_sub(DESCRIPTOR_RESERVE).max(1)
+            let limit = limit as usize;
+            (limit - DESCRIPTOR_RESERVE.min(limit / 4)).max(1)
         });
         self.max_connections
             .map_or(descriptors, |asked| asked.min(descriptors))
@@ -662,7 +663,8 @@ mod tests {
     fn the_default_connection_limit_leaves_a_reserve_under_the_open_file_limit() {
         let soft = crate::sys::fd::open_files_limit().expect("a finite RLIMIT_NOFILE");
         let limit = Options::new().connection_limit();
-        assert_eq!(limit as u64, soft - DESCRIPTOR_RESERVE as u64);
+        let reserve = DESCRIPTOR_RESERVE.min(soft as usize / 4) as u64;
+        assert_eq!(limit as u64, soft - reserve);
         assert_eq!(Options::new().max_connections(7).connection_limit(), 7);
         assert_eq!(
             Options::new()
