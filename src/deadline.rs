@@ -5,7 +5,7 @@
 //!
 //! Deadlines cost nothing per message: a read or write only stores the turn's clock reading
 //! (a `u32` of milliseconds, read once per turn) in the handle's slot, and the reactor
-//! sweeps its handles a few times per shortest deadline (at most once a second) to find
+//! sweeps its handles a few times per shortest deadline (at least twice a second) to find
 //! the expired ones. No timer is armed, moved or cancelled per byte.
 
 use std::fmt;

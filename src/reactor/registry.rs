@@ -70,7 +70,7 @@ pub(crate) struct Registry {
     pub(crate) clock: Clock,
     /// Refused connections still closing (see `handle/listener.rs`).
     pub(crate) refusals: Rc<Cell<usize>>,
-    /// How often the deadlines are swept (a quarter of the shortest in use, 10 ms to 1 s),
+    /// How often the deadlines are swept (a quarter of the shortest in use, 10 to 500 ms),
     /// and when next; `None` while no handle has a deadline.
     sweep_every: Option<u32>,
     next_sweep: u32,
@@ -174,7 +174,7 @@ impl Registry {
             let now = self.clock.tick();
             (stream.active_at, stream.sent_at, stream.record_at) = (now, now, now);
             if let Some(shortest) = entry.options.shortest_deadline() {
-                let every = (millis(shortest) / 4).clamp(10, 1000);
+                let every = (millis(shortest) / 4).clamp(10, 500);
                 if self.sweep_every.is_none_or(|current| every < current) {
                     self.sweep_every = Some(every);
                     self.next_sweep = now.wrapping_add(every);
