@@ -728,6 +728,16 @@ pub trait Handler: Any {
 /// ```
 pub trait IntoHandler {
     /// The handler, boxed for its slot.
+    ///
+    /// ```
+    /// use eventmux::{Handler, IntoHandler};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    ///
+    /// let boxed: Box<dyn Handler> = Quiet.into_handler();
+    /// # let _ = boxed;
+    /// ```
     fn into_handler(self) -> Box<dyn Handler>;
 }
 

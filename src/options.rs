@@ -56,16 +56,60 @@ pub const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_SIZE: usize = 1024 * 1024;
 /// Default [`Options::record_timeout`]: a framed record must be complete within 60 s of its
 /// first byte (nginx's `client_header_timeout`).
+///
+/// ```
+/// use eventmux::framing::Framing;
+/// use eventmux::{Options, DEFAULT_RECORD_TIMEOUT};
+///
+/// // Uploads on a slow link get twice the default.
+/// let options = Options::new()
+///     .framing(Framing::http())
+///     .record_timeout(Some(2 * DEFAULT_RECORD_TIMEOUT));
+/// # let _ = options;
+/// ```
 pub const DEFAULT_RECORD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default [`Options::send_timeout`]: queued output must make progress within 60 s
 /// (nginx's `send_timeout`).
+///
+/// ```
+/// use eventmux::{Options, DEFAULT_SEND_TIMEOUT};
+///
+/// let options = Options::new().send_timeout(Some(DEFAULT_SEND_TIMEOUT / 4));
+/// # let _ = options;
+/// ```
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default [`Options::discard_limit`]: 256 KiB, about what a loopback socket's buffers hold.
+///
+/// ```
+/// use eventmux::{Options, DEFAULT_DISCARD_LIMIT};
+///
+/// // Peers on fat links may have more in flight when the close comes.
+/// let options = Options::new().discard_limit(4 * DEFAULT_DISCARD_LIMIT);
+/// # let _ = options;
+/// ```
 pub const DEFAULT_DISCARD_LIMIT: usize = 256 * 1024;
 /// Descriptors the default [`Options::max_connections`] leaves to everything else (files,
 /// outgoing connections, child processes' pipes): 64, or a quarter of a smaller limit.
+///
+/// ```
+/// use eventmux::{Options, DESCRIPTOR_RESERVE};
+///
+/// // A server that also opens many backend connections keeps more in reserve itself.
+/// let backends = 1000;
+/// let options = Options::new().max_connections(20_000 - DESCRIPTOR_RESERVE - backends);
+/// # let _ = options;
+/// ```
 pub const DESCRIPTOR_RESERVE: usize = 64;
 /// Default [`Options::connect_timeout`]: an outgoing connect must complete within 30 s.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventmux::{Options, DEFAULT_CONNECT_TIMEOUT};
+///
+/// assert_eq!(DEFAULT_CONNECT_TIMEOUT, Duration::from_secs(30));
+/// let options = Options::new().connect_timeout(Some(Duration::from_secs(3)));
+/// # let _ = options;
+/// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options for one handle, given when it is opened. A listener's options are inherited by

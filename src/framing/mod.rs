@@ -41,17 +41,20 @@ impl Frame {
     /// let frame = Frame::new(0..2, 4);
     /// assert_eq!((frame.payload(), frame.consumed()), (0..2, 4));
     /// ```
+    #[inline]
     pub fn new(payload: Range<usize>, consumed: usize) -> Frame {
         Frame { payload, consumed }
     }
 
     /// Where the bytes handed to `on_read` lie in the buffer.
+    #[inline]
     pub fn payload(&self) -> Range<usize> {
         self.payload.clone()
     }
 
     /// How many bytes from the start of the buffer the record used up (headers, delimiter,
     /// skipped bytes included). At least 1.
+    #[inline]
     pub fn consumed(&self) -> usize {
         self.consumed
     }

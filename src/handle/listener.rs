@@ -92,7 +92,7 @@ impl Reactor {
         let State::Listener(state) = &mut entry.state else {
             return;
         };
-        if state.seats.get() >= entry.options.connection_limit() {
+        if state.seats.get() >= state.limit {
             state.refused += 1;
             let refusal = entry.options.refusal.clone();
             log::debug!(

@@ -119,6 +119,9 @@ pub(crate) struct Listener {
     pub(crate) seats: Rc<Cell<usize>>,
     /// Connections refused past the limit.
     pub(crate) refused: u64,
+    /// The connection limit, resolved when the listener opened (`Options::connection_limit`
+    /// asks the kernel for `RLIMIT_NOFILE`; not once per accept).
+    pub(crate) limit: usize,
 }
 
 /// One open connection's place in its listener's count; given back when the slot is
@@ -213,7 +216,10 @@ impl Entry {
                 error_queue: false,
                 bound_path: None,
             })),
-            Kind::Listener => State::Listener(Listener::default()),
+            Kind::Listener => State::Listener(Listener {
+                limit: options.connection_limit(),
+                ..Listener::default()
+            }),
             Kind::Virtual => State::Virtual,
         };
         Entry {
