@@ -79,6 +79,9 @@ impl Handler for Lobby {
     }
 }
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 fn usage() -> String {
     format!(
         "usage: chat [ADDR] [--idle-timeout SECS]
@@ -90,39 +93,14 @@ fn usage() -> String {
     )
 }
 
-/// A number of seconds (fractions allowed) for `flag`; 0 means no deadline.
-fn seconds(flag: &str, value: Option<String>) -> Result<Option<Duration>, String> {
-    value
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| *s >= 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .map(|d| (!d.is_zero()).then_some(d))
-        .ok_or_else(|| format!("{flag} takes a number of seconds"))
-}
-
-/// The listen address and the idle deadline, from the command line.
-fn parse_args() -> Result<(String, Option<Duration>), String> {
-    let (mut addr, mut idle) = (None, Some(DEFAULT_IDLE));
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{}", usage());
-                std::process::exit(0);
-            }
-            "--idle-timeout" => idle = seconds(&arg, args.next())?,
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ if addr.is_none() => addr = Some(arg),
-            _ => return Err(format!("unexpected argument {arg}")),
-        }
-    }
-    Ok((addr.unwrap_or_else(|| DEFAULT_ADDR.into()), idle))
-}
-
 fn main() -> std::io::Result<()> {
-    let (addr, idle) = parse_args().unwrap_or_else(|why| {
-        eprint!("chat: {why}\n{}", usage());
-        std::process::exit(2);
+    let mut idle = Some(DEFAULT_IDLE);
+    let addr = cli::parse("chat", &usage(), DEFAULT_ADDR, |flag, value| {
+        match flag {
+            "--idle-timeout" => idle = cli::seconds(flag, value.next())?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     });
     let mut reactor = Reactor::new()?;
     // Accepted connections inherit these options, each with its own line buffer.

@@ -39,6 +39,9 @@ impl Handler for Server {
     }
 }
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 fn usage() -> String {
     format!(
         "usage: lenprefix_echo [ADDR]
@@ -53,19 +56,7 @@ Records of up to {} MiB, each complete within {} s of its first byte.
 }
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = match (args.next(), args.next()) {
-        (Some(help), _) if help == "-h" || help == "--help" => {
-            print!("{}", usage());
-            return Ok(());
-        }
-        (Some(addr), None) if !addr.starts_with('-') => addr,
-        (None, _) => DEFAULT_ADDR.into(),
-        (Some(_), _) => {
-            eprint!("lenprefix_echo: takes only an address\n{}", usage());
-            std::process::exit(2);
-        }
-    };
+    let addr = cli::parse("lenprefix_echo", &usage(), DEFAULT_ADDR, |_, _| Ok(false));
     let mut reactor = Reactor::new()?;
     let options = Options::new()
         .framing(Framing::size(Size::new(4, Endian::Big)))

@@ -798,6 +798,9 @@ pub fn start(reactor: &mut Reactor, addr: &str, config: &Config) -> std::io::Res
     Ok(listener)
 }
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 fn usage() -> String {
     format!(
         "usage: mini_redis [ADDR] [--maxclients N] [--timeout SECS] [--busy-poll-us N]
@@ -812,54 +815,17 @@ fn usage() -> String {
     )
 }
 
-/// A number of seconds (fractions allowed) for `flag`; 0 means no deadline.
-fn seconds(flag: &str, value: Option<String>) -> Result<Option<Duration>, String> {
-    value
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| *s >= 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .map(|d| (!d.is_zero()).then_some(d))
-        .ok_or_else(|| format!("{flag} takes a number of seconds"))
-}
-
-/// The listen address, the server's settings and the busy-poll window, from the command
-/// line.
-fn parse_args() -> Result<(String, Config, Duration), String> {
-    let (mut addr, mut config, mut busy_poll) = (None, Config::default(), DEFAULT_BUSY_POLL);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{}", usage());
-                std::process::exit(0);
-            }
-            "--maxclients" => {
-                let n = args.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0);
-                config.maxclients = n.ok_or("--maxclients takes a number above 0")?;
-            }
-            "--timeout" => config.timeout = seconds(&arg, args.next())?,
-            "--busy-poll-us" => {
-                let micros = args.next().and_then(|n| n.parse().ok());
-                let micros = micros.ok_or("--busy-poll-us takes a number of microseconds")?;
-                busy_poll = Duration::from_micros(micros);
-            }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ if addr.is_none() => addr = Some(arg),
-            _ => return Err(format!("unexpected argument {arg}")),
-        }
-    }
-    Ok((
-        addr.unwrap_or_else(|| DEFAULT_ADDR.into()),
-        config,
-        busy_poll,
-    ))
-}
-
 #[allow(dead_code)] // tests include this file for `start`
 fn main() -> std::io::Result<()> {
-    let (addr, config, busy_poll) = parse_args().unwrap_or_else(|why| {
-        eprint!("mini_redis: {why}\n{}", usage());
-        std::process::exit(2);
+    let (mut config, mut busy_poll) = (Config::default(), DEFAULT_BUSY_POLL);
+    let addr = cli::parse("mini_redis", &usage(), DEFAULT_ADDR, |flag, value| {
+        match flag {
+            "--maxclients" => config.maxclients = cli::count(flag, value.next())?,
+            "--timeout" => config.timeout = cli::seconds(flag, value.next())?,
+            "--busy-poll-us" => busy_poll = cli::micros(flag, value.next())?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     });
     let mut reactor = Reactor::new()?;
     reactor.set_busy_poll(busy_poll);

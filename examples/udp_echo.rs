@@ -24,6 +24,9 @@ impl Handler for Echo {
     }
 }
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 fn usage() -> String {
     format!(
         "usage: udp_echo [ADDR] [--threads N] [--reuse-port]
@@ -36,33 +39,15 @@ fn usage() -> String {
     )
 }
 
-/// The listen address and the pump's options, from the command line.
-fn parse_args() -> Result<(String, PumpOptions), String> {
-    let (mut addr, mut options) = (None, PumpOptions::new());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{}", usage());
-                std::process::exit(0);
-            }
-            "--threads" => {
-                let n = args.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0);
-                options = options.threads(n.ok_or("--threads takes a number above 0")?);
-            }
-            "--reuse-port" => options = options.reuse_port(true),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ if addr.is_none() => addr = Some(arg),
-            _ => return Err(format!("unexpected argument {arg}")),
-        }
-    }
-    Ok((addr.unwrap_or_else(|| DEFAULT_ADDR.into()), options))
-}
-
 fn main() -> std::io::Result<()> {
-    let (addr, options) = parse_args().unwrap_or_else(|why| {
-        eprint!("udp_echo: {why}\n{}", usage());
-        std::process::exit(2);
+    let mut options = PumpOptions::new();
+    let addr = cli::parse("udp_echo", &usage(), DEFAULT_ADDR, |flag, value| {
+        match flag {
+            "--threads" => options = options.threads(cli::count(flag, value.next())?),
+            "--reuse-port" => options = options.reuse_port(true),
+            _ => return Ok(false),
+        }
+        Ok(true)
     });
     let url = if addr.contains("://") {
         addr

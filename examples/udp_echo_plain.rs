@@ -21,6 +21,9 @@ impl Handler for Echo {
     }
 }
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 fn usage() -> String {
     format!(
         "usage: udp_echo_plain [ADDR]
@@ -31,19 +34,7 @@ fn usage() -> String {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = match (args.next(), args.next()) {
-        (Some(help), _) if help == "-h" || help == "--help" => {
-            print!("{}", usage());
-            return Ok(());
-        }
-        (Some(addr), None) if !addr.starts_with('-') => addr,
-        (None, _) => DEFAULT_ADDR.into(),
-        (Some(_), _) => {
-            eprint!("udp_echo_plain: takes only an address\n{}", usage());
-            std::process::exit(2);
-        }
-    };
+    let addr = cli::parse("udp_echo_plain", &usage(), DEFAULT_ADDR, |_, _| Ok(false));
     let url = if addr.contains("://") {
         addr
     } else {

@@ -42,6 +42,9 @@ impl Handler for Server {
     }
 }
 
+#[path = "cli/mod.rs"]
+mod cli;
+
 fn usage() -> String {
     format!(
         "usage: unix_echo [PATH]
@@ -52,19 +55,7 @@ fn usage() -> String {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let path = match (args.next(), args.next()) {
-        (Some(help), _) if help == "-h" || help == "--help" => {
-            print!("{}", usage());
-            return Ok(());
-        }
-        (Some(path), None) if !path.starts_with('-') => path,
-        (None, _) => DEFAULT_PATH.into(),
-        (Some(_), _) => {
-            eprint!("unix_echo: takes only a path\n{}", usage());
-            std::process::exit(2);
-        }
-    };
+    let path = cli::parse("unix_echo", &usage(), DEFAULT_PATH, |_, _| Ok(false));
     let path = PathBuf::from(path.strip_prefix("unix://").unwrap_or(&path));
     let mut reactor = Reactor::new()?;
     reactor.listen(path.clone(), Server)?;

@@ -12,6 +12,8 @@
 //! and `maxclients`, HTTP's request and keep-alive deadlines and its head and body limits
 //! set small through each example's `Config`, so that a test passes them in a fraction of
 //! a second.
+// mini_redis and http_hello each include the examples' shared command line (examples/cli).
+#![allow(clippy::duplicate_mod)]
 
 mod util;
 

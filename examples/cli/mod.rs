@@ -1,0 +1,68 @@
+//! The command line the example servers share: the listen address first (each example has
+//! its default), `-h`/`--help` for the usage, and the example's own options. A bad command
+//! line prints what is wrong and the usage, and exits with status 2. Each example includes
+//! this file with `mod cli;` and names its options in the closure it gives to [`parse`].
+#![allow(dead_code)] // each example uses its own subset
+
+use std::time::Duration;
+
+/// The listen address from the command line (`default_addr` without one). Each option is
+/// handed to `option`, which takes its value from the iterator and says whether it knew
+/// the option.
+pub fn parse(
+    name: &str,
+    usage: &str,
+    default_addr: &str,
+    mut option: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
+) -> String {
+    let mut args = std::env::args().skip(1);
+    let mut addr = None;
+    let outcome = loop {
+        let Some(arg) = args.next() else {
+            break Ok(addr.unwrap_or_else(|| default_addr.to_string()));
+        };
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{usage}");
+                std::process::exit(0);
+            }
+            flag if flag.starts_with('-') => match option(flag, &mut args) {
+                Ok(true) => {}
+                Ok(false) => break Err(format!("unknown option {flag}")),
+                Err(why) => break Err(why),
+            },
+            _ if addr.is_none() => addr = Some(arg),
+            _ => break Err(format!("unexpected argument {arg}")),
+        }
+    };
+    outcome.unwrap_or_else(|why| {
+        eprint!("{name}: {why}\n{usage}");
+        std::process::exit(2);
+    })
+}
+
+/// A number of seconds (fractions allowed) for `flag`; 0 means no deadline.
+pub fn seconds(flag: &str, value: Option<String>) -> Result<Option<Duration>, String> {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(|d| (!d.is_zero()).then_some(d))
+        .ok_or_else(|| format!("{flag} takes a number of seconds"))
+}
+
+/// A whole number above 0 for `flag`.
+pub fn count(flag: &str, value: Option<String>) -> Result<usize, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{flag} takes a number above 0"))
+}
+
+/// A busy-polling window in microseconds for `flag` (0: none).
+pub fn micros(flag: &str, value: Option<String>) -> Result<Duration, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros)
+        .ok_or_else(|| format!("{flag} takes a number of microseconds"))
+}
