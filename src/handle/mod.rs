@@ -10,7 +10,9 @@
 //!   `sendmmsg` flushes, the error queue;
 //! - [`listener`](self::listener): accepting (or ManualAccept), admitting connections,
 //!   backing off on descriptor exhaustion;
-//! - [`pump`](self::pump): the reactor's side of a UDP pump (threads in `crate::pump`).
+//! - [`pump`](self::pump): the reactor's side of a UDP pump (threads in `crate::pump`);
+//! - [`pollable`](self::pollable): any other descriptor epoll can watch (eventfd, signalfd,
+//!   timerfd, pidfd, inotify): readiness to the handler, which reads it.
 //!
 //! The queues a handle owns ([`input`], [`output`], [`datagram_queue`]) and the pool their
 //! buffers return to when they drain ([`buffer_pool`]) live here too. This file holds the
@@ -23,6 +25,7 @@ pub(crate) mod datagram_queue;
 pub(crate) mod input;
 pub(crate) mod listener;
 pub(crate) mod output;
+pub(crate) mod pollable;
 pub(crate) mod pump;
 pub(crate) mod slot;
 pub(crate) mod stream;
@@ -47,6 +50,11 @@ pub enum Kind {
     /// A handle with no descriptor (from [`Reactor::add_handler`](crate::Reactor::add_handler)):
     /// it receives timers, and is closed like any other.
     Virtual,
+    /// Any other descriptor epoll can watch (an eventfd, signalfd, timerfd, pidfd or
+    /// inotify descriptor): the reactor only reports readiness, with
+    /// [`Handler::on_readable`](crate::Handler::on_readable) every turn while it lasts, and
+    /// the handler reads it ([`Context::read`](crate::Context::read)) as its kind wants.
+    Pollable,
 }
 
 impl Kind {
@@ -72,6 +80,9 @@ pub enum Transport {
     OtherSocket,
     /// No descriptor (a virtual handle).
     None,
+    /// A descriptor that is neither a socket nor a pipe (a pollable handle's eventfd,
+    /// signalfd, timerfd, pidfd or inotify descriptor).
+    Other,
 }
 
 impl Transport {
@@ -136,6 +147,9 @@ impl Shape {
                         libc::S_IFIFO => (Kind::Stream, Transport::Pipe, true),
                         // A terminal hands out a line per read: a short read says nothing.
                         libc::S_IFCHR => (Kind::Stream, Transport::Pipe, false),
+                        // No file type: an anonymous inode (eventfd, signalfd, timerfd,
+                        // pidfd, inotify, epoll): readiness only, the user reads.
+                        0 => (Kind::Pollable, Transport::Other, false),
                         _ => return Err(io::Error::new(
                             io::ErrorKind::Unsupported,
                             "regular files and directories are always ready; epoll(7) cannot watch them",

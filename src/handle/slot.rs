@@ -60,6 +60,8 @@ pub(crate) enum State {
     Datagram(Box<Datagram>),
     Listener(Listener),
     Pump(Box<PumpSlot>),
+    /// Readiness only: nothing to hold.
+    Pollable,
     Virtual,
 }
 
@@ -190,8 +192,11 @@ impl Entry {
         options: Rc<Options>,
         connected: bool,
     ) -> Entry {
+        // The user does the I/O on a pollable descriptor: only level triggering can tell
+        // the reactor that readiness still holds.
         let manual = options.manual_read
             || options.manual_write
+            || shape.kind == Kind::Pollable
             || (shape.kind == Kind::Listener && options.manual_accept);
         let state = match shape.kind {
             Kind::Stream => State::Stream(Stream {
@@ -220,6 +225,7 @@ impl Entry {
                 limit: options.connection_limit(),
                 ..Listener::default()
             }),
+            Kind::Pollable => State::Pollable,
             Kind::Virtual => State::Virtual,
         };
         Entry {
@@ -258,6 +264,7 @@ impl Entry {
             State::Stream(_) => Kind::Stream,
             State::Datagram(_) | State::Pump(_) => Kind::Datagram,
             State::Listener(_) => Kind::Listener,
+            State::Pollable => Kind::Pollable,
             State::Virtual => Kind::Virtual,
         }
     }
@@ -313,7 +320,7 @@ impl Entry {
             State::Stream(stream) => stream.output.len(),
             State::Datagram(datagram) => datagram.output.len(),
             State::Pump(pump) => pump.output.len(),
-            State::Listener(_) | State::Virtual => 0,
+            State::Listener(_) | State::Pollable | State::Virtual => 0,
         }
     }
 
@@ -323,7 +330,7 @@ impl Entry {
             State::Stream(stream) => stream.output.len(),
             State::Datagram(datagram) => datagram.output.bytes(),
             State::Pump(pump) => pump.output.bytes(),
-            State::Listener(_) | State::Virtual => 0,
+            State::Listener(_) | State::Pollable | State::Virtual => 0,
         }
     }
 
@@ -338,7 +345,7 @@ impl Entry {
             State::Stream(stream) => stream.output.clear(),
             State::Datagram(datagram) => datagram.output.clear(),
             State::Pump(pump) => pump.output.clear(),
-            State::Listener(_) | State::Virtual => 0,
+            State::Listener(_) | State::Pollable | State::Virtual => 0,
         }
     }
 
@@ -356,7 +363,7 @@ impl Entry {
             State::Listener(listener) => listener.bound_path.as_deref(),
             State::Datagram(datagram) => datagram.bound_path.as_deref(),
             State::Pump(pump) => pump.bound_path.as_deref(),
-            State::Stream(_) | State::Virtual => None,
+            State::Stream(_) | State::Pollable | State::Virtual => None,
         }
     }
 

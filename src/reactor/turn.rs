@@ -164,6 +164,7 @@ impl Reactor {
             State::Datagram(_) => self.drive_datagram(token),
             State::Listener(_) => self.drive_listener(token),
             State::Pump(_) => self.drive_pump(token),
+            State::Pollable => self.drive_pollable(token),
             State::Virtual => {}
         }
         if let Some(entry) = self.registry.entry_mut(token) {
