@@ -10,7 +10,9 @@
 use std::any::Any;
 use std::net::SocketAddr;
 
-use crate::{Address, CloseReason, Context, Credentials, Error, Packet, TimerId, Token, Watermark};
+use crate::{
+    Address, CloseReason, Context, Credentials, Error, Packet, Signal, TimerId, Token, Watermark,
+};
 
 /// A connection a listener has just accepted, shown to [`Handler::on_accept`].
 #[derive(Debug)]
@@ -709,6 +711,27 @@ pub trait Handler: Any {
     /// }
     /// ```
     fn on_watermark(&mut self, ctx: &mut Context<'_>, mark: Watermark) {}
+
+    /// A signal arrived on a handle from [`Reactor::signals`](crate::Reactor::signals), once
+    /// per signal the kernel delivered (signals of one number sent faster than they are
+    /// read are merged by the kernel, as ever). The default logs it (at info).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, Signal};
+    ///
+    /// struct Lifecycle;
+    /// impl Handler for Lifecycle {
+    ///     fn on_signal(&mut self, ctx: &mut Context<'_>, signal: &Signal) {
+    ///         match signal.number() {
+    ///             libc::SIGHUP => println!("reloading"),
+    ///             _ => ctx.stop(), // SIGTERM, SIGINT
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn on_signal(&mut self, ctx: &mut Context<'_>, signal: &Signal) {
+        log::info!("{}: unhandled signal {}", ctx.token(), signal.number());
+    }
 }
 
 /// What the reactor's entry points take as a handler: any [`Handler`] by value, or one

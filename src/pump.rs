@@ -710,6 +710,8 @@ struct PumpThread {
 
 impl PumpThread {
     fn run(self) {
+        // A signal meant for the reactor's signalfd must never land here instead.
+        sys::signal::block_all();
         if self.options.batch_scheduling {
             set_batch_scheduling();
         }

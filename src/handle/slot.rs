@@ -62,6 +62,8 @@ pub(crate) enum State {
     Pump(Box<PumpSlot>),
     /// Readiness only: nothing to hold.
     Pollable,
+    /// A signalfd the reactor reads itself, delivering each signal to `on_signal`.
+    Signals,
     Virtual,
 }
 
@@ -264,7 +266,7 @@ impl Entry {
             State::Stream(_) => Kind::Stream,
             State::Datagram(_) | State::Pump(_) => Kind::Datagram,
             State::Listener(_) => Kind::Listener,
-            State::Pollable => Kind::Pollable,
+            State::Pollable | State::Signals => Kind::Pollable,
             State::Virtual => Kind::Virtual,
         }
     }
@@ -320,7 +322,7 @@ impl Entry {
             State::Stream(stream) => stream.output.len(),
             State::Datagram(datagram) => datagram.output.len(),
             State::Pump(pump) => pump.output.len(),
-            State::Listener(_) | State::Pollable | State::Virtual => 0,
+            State::Listener(_) | State::Pollable | State::Signals | State::Virtual => 0,
         }
     }
 
@@ -330,7 +332,7 @@ impl Entry {
             State::Stream(stream) => stream.output.len(),
             State::Datagram(datagram) => datagram.output.bytes(),
             State::Pump(pump) => pump.output.bytes(),
-            State::Listener(_) | State::Pollable | State::Virtual => 0,
+            State::Listener(_) | State::Pollable | State::Signals | State::Virtual => 0,
         }
     }
 
@@ -345,7 +347,7 @@ impl Entry {
             State::Stream(stream) => stream.output.clear(),
             State::Datagram(datagram) => datagram.output.clear(),
             State::Pump(pump) => pump.output.clear(),
-            State::Listener(_) | State::Pollable | State::Virtual => 0,
+            State::Listener(_) | State::Pollable | State::Signals | State::Virtual => 0,
         }
     }
 
@@ -363,7 +365,7 @@ impl Entry {
             State::Listener(listener) => listener.bound_path.as_deref(),
             State::Datagram(datagram) => datagram.bound_path.as_deref(),
             State::Pump(pump) => pump.bound_path.as_deref(),
-            State::Stream(_) | State::Pollable | State::Virtual => None,
+            State::Stream(_) | State::Pollable | State::Signals | State::Virtual => None,
         }
     }
 

@@ -546,6 +546,39 @@ impl Reactor {
         self.open_pump_socket(socket, options, handler.into_handler())
     }
 
+    /// Signals as events: blocks `signals` in the calling thread and delivers each one that
+    /// arrives to `handler.on_signal` (through a signalfd, so no signal handler runs and any
+    /// callback may be used). The handle is a [`Kind::Pollable`](crate::Kind::Pollable) one;
+    /// closing it stops the delivery (the signals stay blocked).
+    ///
+    /// The rule that comes with signalfd: a signal must be blocked in **every** thread of
+    /// the process, or the kernel may deliver it to a thread that has not blocked it, where
+    /// its default action runs (for SIGTERM, the process exits). Threads inherit the mask
+    /// of the thread that starts them, so call this before starting threads of your own, or
+    /// block the signals in them (`pthread_sigmask`). eventmux's own pump threads block
+    /// every signal.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Context, Handler, Reactor, Signal};
+    ///
+    /// struct Shutdown;
+    /// impl Handler for Shutdown {
+    ///     fn on_signal(&mut self, ctx: &mut Context<'_>, signal: &Signal) {
+    ///         eprintln!("signal {}: stopping", signal.number());
+    ///         ctx.stop();
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.signals(&[libc::SIGTERM, libc::SIGINT], Shutdown)?;
+    /// reactor.run()
+    /// # }
+    /// ```
+    pub fn signals(&mut self, signals: &[i32], handler: impl IntoHandler) -> io::Result<Token> {
+        self.open_signals(signals, handler)
+    }
+
     /// A pump's counters (`None` if `token` is not a live pump).
     ///
     /// ```no_run

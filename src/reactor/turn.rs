@@ -165,6 +165,7 @@ impl Reactor {
             State::Listener(_) => self.drive_listener(token),
             State::Pump(_) => self.drive_pump(token),
             State::Pollable => self.drive_pollable(token),
+            State::Signals => self.deliver_signals(token),
             State::Virtual => {}
         }
         if let Some(entry) = self.registry.entry_mut(token) {
