@@ -898,6 +898,25 @@ impl<'a> Context<'a> {
         self.registry.add_handler(handler.into_handler())
     }
 
+    /// Graceful shutdown; see [`Reactor::shutdown`](crate::Reactor::shutdown).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Admin;
+    /// impl Handler for Admin {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+    ///         if line == b"SHUTDOWN" {
+    ///             ctx.shutdown(Duration::from_secs(10));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.registry.shutdown(grace);
+    }
+
     /// Makes [`Reactor::run`](crate::Reactor::run) return after this turn.
     ///
     /// ```

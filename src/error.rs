@@ -226,6 +226,9 @@ pub enum CloseReason {
     /// A deadline expired; [`Error::Timeout`] with the same [`Deadline`] was delivered to
     /// `on_error`.
     Timeout(Deadline),
+    /// The reactor shut down ([`Reactor::shutdown`](crate::Reactor::shutdown)): a listener,
+    /// closed at its start, or a handle still open when the grace time ran out.
+    Shutdown,
     /// A graceful close was still flushing when the peer had sent more than
     /// [`Options::discard_limit`](crate::Options::discard_limit) to throw away; the rest of
     /// the queue was dropped (`on_closing` reports it).

@@ -732,6 +732,26 @@ pub trait Handler: Any {
     fn on_signal(&mut self, ctx: &mut Context<'_>, signal: &Signal) {
         log::info!("{}: unhandled signal {}", ctx.token(), signal.number());
     }
+
+    /// The reactor is shutting down ([`Reactor::shutdown`](crate::Reactor::shutdown)): say
+    /// goodbye if the protocol has one, then close. The default closes gracefully, which
+    /// flushes what is queued. A handle still open when the grace time ends is killed with
+    /// [`CloseReason::Shutdown`].
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Session;
+    /// impl Handler for Session {
+    ///     fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+    ///         let _ = ctx.send(b"421 server shutting down\r\n");
+    ///         ctx.close();
+    ///     }
+    /// }
+    /// ```
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        ctx.close();
+    }
 }
 
 /// What the reactor's entry points take as a handler: any [`Handler`] by value, or one

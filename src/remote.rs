@@ -52,6 +52,7 @@ pub(crate) enum Command {
     Event(Token, Box<dyn Any + Send>),
     Send(Token, Bytes),
     Stop,
+    Shutdown(std::time::Duration),
 }
 
 /// Feeds a [`Reactor`](crate::Reactor) from other threads; get one with
@@ -206,6 +207,31 @@ impl Remote {
     /// ```
     pub fn send(&self, token: Token, data: impl Into<Bytes>) -> Result<(), Error> {
         self.post(Command::Send(token, data.into()))
+    }
+
+    /// Starts a graceful shutdown of the reactor; see
+    /// [`Reactor::shutdown`](crate::Reactor::shutdown).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen("127.0.0.1:0", Server)?;
+    /// let remote = reactor.remote()?;
+    /// std::thread::spawn(move || remote.shutdown(Duration::from_secs(1)))
+    ///     .join()
+    ///     .unwrap()
+    ///     .unwrap();
+    /// reactor.run()?; // drained and returned
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&self, grace: std::time::Duration) -> Result<(), Error> {
+        self.post(Command::Shutdown(grace))
     }
 
     /// Makes [`Reactor::run`](crate::Reactor::run) return after its current turn.

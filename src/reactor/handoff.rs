@@ -128,6 +128,10 @@ impl Reactor {
                     .is_some()
                 }
                 Command::Send(token, data) => self.registry.send_bytes(token, data).is_ok(),
+                Command::Shutdown(grace) => {
+                    self.registry.shutdown(grace);
+                    true
+                }
                 Command::Stop => {
                     self.registry.stopped = true;
                     true

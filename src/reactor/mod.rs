@@ -447,6 +447,32 @@ impl Reactor {
         self.registry.entries.is_empty()
     }
 
+    /// Graceful shutdown: listeners close at once (new connections are refused by the
+    /// kernel), every other handle gets [`on_shutdown`](crate::Handler::on_shutdown) (by
+    /// default a graceful close, which flushes), and [`run`](Reactor::run) returns once no
+    /// stream or datagram handle is left, or when `grace` is over; whatever is still open
+    /// then is killed with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown). Calling
+    /// it again only brings the end nearer: `shutdown(Duration::ZERO)` forces it.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Handler, Reactor};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen("127.0.0.1:0", Server)?;
+    /// reactor.shutdown(Duration::from_secs(5));
+    /// reactor.run()?; // the listener closed; nothing was left to drain
+    /// assert!(reactor.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.registry.shutdown(grace);
+    }
+
     /// Makes [`run`](Reactor::run) return after the current turn.
     ///
     /// ```

@@ -44,6 +44,8 @@ pub(crate) enum Deferred {
     Connect(Token),
     /// Deliver `on_watermark`.
     Watermark(Token, Watermark),
+    /// Deliver `on_shutdown`.
+    Shutdown(Token),
 }
 
 pub(crate) struct Registry {
@@ -70,6 +72,8 @@ pub(crate) struct Registry {
     pub(crate) clock: Clock,
     /// Refused connections still closing (see `handle/listener.rs`).
     pub(crate) refusals: Rc<Cell<usize>>,
+    /// A graceful shutdown under way: when its grace time ends, on the clock.
+    pub(crate) shutdown_until: Option<u32>,
     /// How often the deadlines are swept (a quarter of the shortest in use, 10 to 500 ms),
     /// and when next; `None` while no handle has a deadline.
     sweep_every: Option<u32>,
@@ -97,6 +101,7 @@ impl Registry {
             id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
             clock: Clock::new(),
             refusals: Rc::default(),
+            shutdown_until: None,
             sweep_every: None,
             next_sweep: 0,
         }
@@ -249,6 +254,73 @@ impl Registry {
                 self.ready.push_back(token);
             }
         }
+    }
+
+    /// Starts a graceful shutdown, or shortens the one under way to `grace`: listeners
+    /// close at once, every other handle hears `on_shutdown`, and the reactor stops once
+    /// no stream or datagram handle is left or the grace time is over (see `turn.rs`).
+    pub(crate) fn shutdown(&mut self, grace: Duration) {
+        let now = self.clock.tick();
+        let until = now.wrapping_add(millis(grace));
+        if let Some(current) = self.shutdown_until {
+            // A second call can only bring the end nearer (a second SIGTERM forces it).
+            if reached(until, current) {
+                return;
+            }
+            self.shutdown_until = Some(until);
+            return;
+        }
+        self.shutdown_until = Some(until);
+        let open: Vec<(Token, Kind)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.is_live())
+            .map(|(index, e)| (Token::new(index, e.generation, self.id), e.kind()))
+            .collect();
+        for (token, kind) in open {
+            match kind {
+                Kind::Listener => self.kill(token, CloseReason::Shutdown),
+                _ => self.deferred.push_back(Deferred::Shutdown(token)),
+            }
+        }
+    }
+
+    /// Whether a shutdown under way is done: no stream or datagram handle left, or the
+    /// grace time over. Everything still open is killed then.
+    pub(crate) fn shutdown_done(&mut self) -> bool {
+        let Some(until) = self.shutdown_until else {
+            return false;
+        };
+        let draining = self
+            .entries
+            .iter()
+            .any(|(_, e)| matches!(e.kind(), Kind::Stream | Kind::Datagram));
+        if draining && !reached(self.clock.now(), until) {
+            return false;
+        }
+        let open: Vec<Token> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.life != Life::Dying)
+            .map(|(index, e)| Token::new(index, e.generation, self.id))
+            .collect();
+        for token in open {
+            self.kill(token, CloseReason::Shutdown);
+        }
+        self.shutdown_until = None;
+        true
+    }
+
+    /// How long until a shutdown's grace time ends (`None`: none under way).
+    pub(crate) fn until_shutdown_ends(&self) -> Option<Duration> {
+        let until = self.shutdown_until?;
+        let now = self.clock.now();
+        let left = if reached(now, until) {
+            0
+        } else {
+            until.wrapping_sub(now)
+        };
+        Some(Duration::from_millis(u64::from(left)))
     }
 
     /// How long until the deadlines are due to be swept (`None`: no handle has one).

@@ -88,6 +88,11 @@ impl Reactor {
         let fired = self.fire_timers();
         self.enforce_deadlines();
         self.flush_dirty();
+        if self.registry.shutdown_done() {
+            // Finalize what was killed, then let `run` return.
+            self.process_deferred();
+            self.registry.stopped = true;
+        }
         if let Some(payload) = self.registry.panic.take() {
             std::panic::resume_unwind(payload);
         }
@@ -131,10 +136,15 @@ impl Reactor {
             .timers
             .next_deadline()
             .map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        [timeout, until_timer, registry.until_sweep()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            timeout,
+            until_timer,
+            registry.until_sweep(),
+            registry.until_shutdown_ends(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn take_readiness(&mut self, event: Readiness) {
@@ -297,6 +307,11 @@ impl Reactor {
                     dispatch(&mut self.registry, token, |h, ctx| h.on_error(ctx, &error));
                 }
                 Deferred::Close(token, reason) => self.registry.close_with(token, reason),
+                Deferred::Shutdown(token) => {
+                    if self.registry.is_live(token) {
+                        dispatch(&mut self.registry, token, |h, ctx| h.on_shutdown(ctx));
+                    }
+                }
                 Deferred::Watermark(token, mark) => {
                     dispatch(&mut self.registry, token, |h, ctx| {
                         h.on_watermark(ctx, mark)

@@ -1,0 +1,143 @@
+//! Graceful shutdown: listeners close at once, every other handle hears `on_shutdown` (by
+//! default a graceful close that flushes), `run()` returns once nothing is left to drain,
+//! and what is still open when the grace time ends is killed with `CloseReason::Shutdown`.
+//! `.ci/run` runs them on every backend.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use eventmux::{Context, Options, Reactor};
+use util::probe::{serve, Probe};
+use util::{run_until, Log, DEADLINE};
+
+const CONNECTIONS: usize = 200;
+const REPLY: usize = 256 * 1024;
+
+#[test]
+fn a_shutdown_delivers_every_queued_byte_before_run_returns() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l)
+            .on_read(|ctx, _| ctx.send(&vec![9u8; REPLY]).unwrap())
+            .boxed()
+    });
+    let client = thread::spawn(move || {
+        let mut streams: Vec<TcpStream> = (0..CONNECTIONS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        for stream in &mut streams {
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            stream.write_all(b"go").unwrap();
+        }
+        // Read nothing until told the server has begun its shutdown: the replies are
+        // still queued then.
+        thread::park();
+        streams
+            .iter_mut()
+            .map(|stream| {
+                let mut got = Vec::new();
+                stream.read_to_end(&mut got).expect("a clean end of stream");
+                got.len()
+            })
+            .collect::<Vec<usize>>()
+    });
+    run_until(&mut reactor, "every request", |_| {
+        log.count("srv:read") == CONNECTIONS
+    });
+    reactor.shutdown(Duration::from_secs(60));
+    client.thread().unpark();
+    reactor.run().unwrap();
+    assert!(
+        reactor.is_empty(),
+        "run() returned once everything was drained"
+    );
+    let got = client.join().unwrap();
+    assert!(got.iter().all(|&n| n == REPLY), "every queued byte arrived");
+    assert_eq!(
+        log.count("srv:close:Closed"),
+        CONNECTIONS,
+        "{:?}",
+        log.entries()
+    );
+    assert!(
+        log.contains("lst:close:Shutdown"),
+        "the listener closed at once"
+    );
+}
+
+#[test]
+fn after_the_start_of_a_shutdown_new_connections_are_refused() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l).boxed()
+    });
+    let _open = TcpStream::connect(addr).unwrap();
+    run_until(&mut reactor, "the accept", |_| log.contains("srv:connect"));
+    reactor.shutdown(Duration::from_secs(60));
+    reactor.run_once(Some(Duration::ZERO)).unwrap();
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn what_is_still_open_when_the_grace_time_ends_is_killed_with_shutdown() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l)
+            .on_read(|ctx, _| ctx.send(&vec![1u8; 8 << 20]).unwrap())
+            .boxed()
+    });
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(b"go").unwrap(); // then never reads
+    run_until(&mut reactor, "the request", |_| log.contains("srv:read"));
+    reactor.shutdown(Duration::from_millis(300));
+    reactor.run().unwrap();
+    assert!(log.contains("srv:close:Shutdown"), "{:?}", log.entries());
+    let closing = log
+        .entries()
+        .into_iter()
+        .find(|e| e.starts_with("srv:closing:"))
+        .unwrap();
+    assert_ne!(
+        closing, "srv:closing:0",
+        "what was never written is reported missing"
+    );
+}
+
+#[test]
+fn on_shutdown_can_say_goodbye_before_the_close() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+
+    struct Polite;
+    impl eventmux::Handler for Polite {
+        fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+            let _ = ctx.send(b"bye\n");
+            ctx.close();
+        }
+    }
+    let addr = serve(&mut reactor, Options::new(), &log, |_, _| {
+        Some(Box::new(Polite))
+    });
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(DEADLINE)).unwrap();
+    run_until(&mut reactor, "the accept", |reactor| reactor.len() == 2);
+    reactor.shutdown(Duration::from_secs(60));
+    let reader = thread::spawn(move || {
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        got
+    });
+    reactor.run().unwrap();
+    assert_eq!(reader.join().unwrap(), b"bye\n");
+}
