@@ -115,5 +115,6 @@ fn main() -> std::io::Result<()> {
         .local_addr()?;
     println!("listening on {bound}");
     std::io::stdout().flush()?;
+    cli::drain_on_signals(&mut reactor)?;
     reactor.run()
 }

@@ -45,5 +45,6 @@ fn main() -> std::io::Result<()> {
     let bound = reactor.handle(socket).expect("just opened").local_addr()?;
     println!("listening on {bound}");
     std::io::stdout().flush()?;
+    cli::drain_on_signals(&mut reactor)?;
     reactor.run()
 }

@@ -61,5 +61,6 @@ fn main() -> std::io::Result<()> {
     reactor.listen(path.clone(), Server)?;
     println!("listening on {}", path.display());
     std::io::stdout().flush()?;
+    cli::drain_on_signals(&mut reactor)?;
     reactor.run()
 }

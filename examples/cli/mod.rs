@@ -66,3 +66,37 @@ pub fn micros(flag: &str, value: Option<String>) -> Result<Duration, String> {
         .map(Duration::from_micros)
         .ok_or_else(|| format!("{flag} takes a number of microseconds"))
 }
+
+/// How long a server drains on SIGTERM or SIGINT before what is left is cut off.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Drains the server on SIGTERM or SIGINT: the first prints `shutting down` and starts a
+/// graceful shutdown (`run()` returns once every connection is done, so `main` exits 0);
+/// a second one, during the grace time, forces the end.
+pub fn drain_on_signals(reactor: &mut eventmux::Reactor) -> std::io::Result<()> {
+    reactor.signals(&[libc::SIGTERM, libc::SIGINT], Drain { asked: false })?;
+    Ok(())
+}
+
+/// The signal handler of [`drain_on_signals`].
+struct Drain {
+    asked: bool,
+}
+
+impl eventmux::Handler for Drain {
+    fn on_signal(&mut self, ctx: &mut eventmux::Context<'_>, _signal: &eventmux::Signal) {
+        if self.asked {
+            println!("shutting down now");
+            ctx.shutdown(Duration::ZERO);
+        } else {
+            println!("shutting down");
+            self.asked = true;
+            ctx.shutdown(DRAIN_GRACE);
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+
+    /// Stays open through the drain, so that a second signal can force the end.
+    fn on_shutdown(&mut self, _ctx: &mut eventmux::Context<'_>) {}
+}
