@@ -70,7 +70,12 @@ fn main() -> std::io::Result<()> {
         .idle_timeout(idle)
         .watermarks(HIGH_WATER, LOW_WATER);
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen_with(addr.as_str(), options, Server)?;
+    // Started by a supervisor (systemd's socket activation): serve the sockets it passed.
+    let passed = eventmux::listen_fds()?;
+    let listener = match passed.into_iter().next() {
+        Some(fd) => reactor.add(fd, options, Server)?,
+        None => reactor.listen_with(addr.as_str(), options, Server)?,
+    };
     let bound = reactor
         .handle(listener)
         .expect("just opened")

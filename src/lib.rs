@@ -40,6 +40,7 @@
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 compile_error!("eventmux supports Linux only so far");
 
+mod activation;
 mod address;
 mod context;
 mod credentials;
@@ -62,6 +63,7 @@ mod url;
 mod waker;
 mod watermark;
 
+pub use activation::{listen_fds, LISTEN_FDS_START};
 pub use address::Address;
 pub use context::{Context, Handle};
 pub use credentials::Credentials;

@@ -383,3 +383,18 @@ pub(crate) fn open_files_limit() -> Option<u64> {
     }
     (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
+
+/// Sets `FD_CLOEXEC` on a raw descriptor the process was given.
+pub(crate) fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD only read and set the descriptor's flags; a bad descriptor
+    // fails with EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
