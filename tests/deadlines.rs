@@ -168,11 +168,7 @@ fn a_peer_that_stops_reading_is_cut_off_after_the_send_deadline() {
         log.entries()
     );
     assert!(log.contains("srv:close:Timeout(Send)"));
-    let closing = log
-        .entries()
-        .into_iter()
-        .find(|e| e.starts_with("srv:closing:"))
-        .unwrap();
+    let closing = log.first_with_prefix("srv:closing:").unwrap();
     assert_ne!(
         closing, "srv:closing:0",
         "the unsent rest is reported missing"

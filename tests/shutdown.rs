@@ -27,6 +27,7 @@ fn a_shutdown_delivers_every_queued_byte_before_run_returns() {
             .on_read(|ctx, _| ctx.send(&vec![9u8; REPLY]).unwrap())
             .boxed()
     });
+    let (go, start_reading) = std::sync::mpsc::channel::<()>();
     let client = thread::spawn(move || {
         let mut streams: Vec<TcpStream> = (0..CONNECTIONS)
             .map(|_| TcpStream::connect(addr).unwrap())
@@ -37,7 +38,7 @@ fn a_shutdown_delivers_every_queued_byte_before_run_returns() {
         }
         // Read nothing until told the server has begun its shutdown: the replies are
         // still queued then.
-        thread::park();
+        start_reading.recv().unwrap();
         streams
             .iter_mut()
             .map(|stream| {
@@ -51,7 +52,7 @@ fn a_shutdown_delivers_every_queued_byte_before_run_returns() {
         log.count("srv:read") == CONNECTIONS
     });
     reactor.shutdown(Duration::from_secs(60));
-    client.thread().unpark();
+    go.send(()).unwrap();
     reactor.run().unwrap();
     assert!(
         reactor.is_empty(),
@@ -103,11 +104,7 @@ fn what_is_still_open_when_the_grace_time_ends_is_killed_with_shutdown() {
     reactor.shutdown(Duration::from_millis(300));
     reactor.run().unwrap();
     assert!(log.contains("srv:close:Shutdown"), "{:?}", log.entries());
-    let closing = log
-        .entries()
-        .into_iter()
-        .find(|e| e.starts_with("srv:closing:"))
-        .unwrap();
+    let closing = log.first_with_prefix("srv:closing:").unwrap();
     assert_ne!(
         closing, "srv:closing:0",
         "what was never written is reported missing"

@@ -7,7 +7,6 @@ mod util;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
-use std::time::Duration;
 
 use eventmux::{Context, Handler, Options, Reactor, Watermark};
 use util::probe::serve;
@@ -57,12 +56,13 @@ fn crossing_high_pauses_reading_until_the_queue_drains_to_low() {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(util::DEADLINE)).unwrap();
         stream.write_all(b"a").unwrap();
-        // Give the server time to queue the reply and pass the high mark, then ask for
-        // more while it is over it: that request must wait for the low mark.
-        thread::sleep(Duration::from_millis(200));
-        stream.write_all(b"b").unwrap();
+        // The first byte of the reply proves the server read the request alone and queued
+        // the reply (past the high mark); ask for more while it is over it: that request
+        // must wait for the low mark.
         let mut got = vec![0; 2 * REPLY];
-        stream.read_exact(&mut got).unwrap();
+        stream.read_exact(&mut got[..1]).unwrap();
+        stream.write_all(b"b").unwrap();
+        stream.read_exact(&mut got[1..]).unwrap();
         got.len()
     });
     assert_eq!(join_client(&mut reactor, client), 2 * REPLY);

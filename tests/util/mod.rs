@@ -65,6 +65,14 @@ impl Log {
     pub fn count(&self, entry: &str) -> usize {
         self.0.borrow().iter().filter(|e| *e == entry).count()
     }
+    /// The first entry that starts with `prefix`.
+    pub fn first_with_prefix(&self, prefix: &str) -> Option<String> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|e| e.starts_with(prefix))
+            .cloned()
+    }
     pub fn count_prefix(&self, prefix: &str) -> usize {
         self.0
             .borrow()
