@@ -19,8 +19,8 @@ use crate::framing::Framing;
 use crate::handle::State;
 use crate::reactor::registry::Registry;
 use crate::{
-    Address, CloseReason, Credentials, Error, Handler, IntoEndpoint, IntoHandler, Kind, Options,
-    TimerId, Token, Transport,
+    Address, ChildHandles, ChildStdio, CloseReason, Credentials, Error, Handler, IntoEndpoint,
+    IntoHandler, Kind, Options, TimerId, Token, Transport,
 };
 
 /// Given to every callback: acts on this callback's handle, and reaches any other with
@@ -46,6 +46,16 @@ use crate::{
 pub struct Context<'a> {
     registry: &'a mut Registry,
     token: Token,
+    /// Set while a spawned child's shared handler runs (see `handle/process.rs`).
+    child: Option<ChildLink>,
+}
+
+/// Which child, and which of its handles, a callback is for.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct ChildLink {
+    pub(crate) process: Token,
+    /// `None`: the process handle itself.
+    pub(crate) stdio: Option<ChildStdio>,
 }
 
 /// Another handle, reached through [`Context::handle`] or
@@ -71,14 +81,29 @@ pub type Handle<'a> = Context<'a>;
 
 impl<'a> Context<'a> {
     pub(crate) fn new(registry: &'a mut Registry, token: Token) -> Context<'a> {
-        Context { registry, token }
+        Context {
+            registry,
+            token,
+            child: None,
+        }
     }
 
     /// A context for `token`, if its handle is open (not closing, not gone).
     pub(crate) fn of_live(registry: &'a mut Registry, token: Token) -> Option<Context<'a>> {
-        registry
-            .is_live(token)
-            .then_some(Context { registry, token })
+        registry.is_live(token).then_some(Context {
+            registry,
+            token,
+            child: None,
+        })
+    }
+
+    /// Tells the callback which child's handle it runs for; returns what was set before.
+    pub(crate) fn set_child(&mut self, link: Option<ChildLink>) -> Option<ChildLink> {
+        std::mem::replace(&mut self.child, link)
+    }
+
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        self.registry
     }
 
     /// This handle's token. In `on_close` it is already stale.
@@ -896,6 +921,142 @@ impl<'a> Context<'a> {
     /// ```
     pub fn add_handler(&mut self, handler: impl IntoHandler) -> Token {
         self.registry.add_handler(handler.into_handler())
+    }
+
+    /// Starts a child process; see [`Reactor::spawn`](crate::Reactor::spawn).
+    ///
+    /// ```
+    /// use std::process::{Command, ExitStatus, Stdio};
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Job;
+    /// impl Handler for Job {
+    ///     fn on_exit(&mut self, _: &mut Context<'_>, status: ExitStatus) {
+    ///         println!("job finished: {status}");
+    ///     }
+    /// }
+    ///
+    /// /// Runs a job for every line a client sends (the client is trusted).
+    /// struct Control;
+    /// impl Handler for Control {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+    ///         let line = String::from_utf8_lossy(line);
+    ///         let mut command = Command::new("sh");
+    ///         command.args(["-c", &line]).stdin(Stdio::null());
+    ///         if let Err(e) = ctx.spawn(&mut command, Job) {
+    ///             let _ = ctx.send(format!("cannot start: {e}\n").as_bytes());
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn spawn(
+        &mut self,
+        command: &mut std::process::Command,
+        handler: impl IntoHandler,
+    ) -> io::Result<ChildHandles> {
+        self.registry
+            .spawn(command, Options::new(), handler.into_handler())
+    }
+
+    /// Starts a child process whose pipes have `options`; see
+    /// [`Reactor::spawn_with`](crate::Reactor::spawn_with).
+    ///
+    /// ```
+    /// use std::process::{Command, Stdio};
+    /// use eventmux::framing::Framing;
+    /// use eventmux::{Context, Handler, Options};
+    ///
+    /// struct Lines;
+    /// impl Handler for Lines {}
+    ///
+    /// struct Starter;
+    /// impl Handler for Starter {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let mut ls = Command::new("ls");
+    ///         ls.stdout(Stdio::piped());
+    ///         let _ = ctx.spawn_with(&mut ls, Options::new().framing(Framing::lines()), Lines);
+    ///     }
+    /// }
+    /// ```
+    pub fn spawn_with(
+        &mut self,
+        command: &mut std::process::Command,
+        options: Options,
+        handler: impl IntoHandler,
+    ) -> io::Result<ChildHandles> {
+        self.registry
+            .spawn(command, options, handler.into_handler())
+    }
+
+    /// Which of a spawned child's pipes this callback is for (`None` for the process handle
+    /// and for handles that are not a child's). One handler serves a whole child, so its
+    /// `on_read` asks this to tell stdout from stderr.
+    ///
+    /// ```
+    /// use eventmux::{ChildStdio, Context, Handler};
+    ///
+    /// struct Build { errors: Vec<u8> }
+    /// impl Handler for Build {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+    ///         match ctx.stdio() {
+    ///             Some(ChildStdio::Stderr) => self.errors.extend_from_slice(data),
+    ///             _ => print!("{}", String::from_utf8_lossy(data)),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn stdio(&self) -> Option<ChildStdio> {
+        self.child.and_then(|link| link.stdio)
+    }
+
+    /// The handles of the child this callback's handle belongs to (`None`: not a child's,
+    /// or the child's process handle is gone). Works in the callbacks of a child's process
+    /// and pipes, and on [`Reactor::handle`](crate::Reactor::handle) of a process handle.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// Answers each line the child prints by writing to its stdin.
+    /// struct Dialogue;
+    /// impl Handler for Dialogue {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+    ///         let Some(stdin) = ctx.child().and_then(|c| c.stdin()) else { return };
+    ///         if line.ends_with(b"?") {
+    ///             if let Some(mut stdin) = ctx.handle(stdin) {
+    ///                 let _ = stdin.send(b"yes\n");
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn child(&self) -> Option<ChildHandles> {
+        let process = self.child.map_or(self.token, |link| link.process);
+        match &self.registry.entry(process)?.state {
+            State::Process(slot) => Some(slot.handles),
+            _ => None,
+        }
+    }
+
+    /// Sends `signal` to the child this callback's handle belongs to (see
+    /// [`child`](Context::child)), through its pidfd: never to another process that reused
+    /// its pid. `libc::SIGKILL` kills it; its exit still comes to `on_exit`. Fails with
+    /// `ESRCH` once the child has been reaped, and with [`Error::WrongKind`] on a handle
+    /// that is not a child's.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler, TimerId};
+    ///
+    /// /// Gives the child ten seconds, then stops it.
+    /// struct Limited;
+    /// impl Handler for Limited {
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, _: TimerId) {
+    ///         let _ = ctx.signal_child(libc::SIGTERM);
+    ///     }
+    /// }
+    /// ```
+    pub fn signal_child(&mut self, signal: i32) -> Result<(), Error> {
+        let process = self.child.map_or(self.token, |link| link.process);
+        self.registry.signal_child(process, signal)
     }
 
     /// Graceful shutdown; see [`Reactor::shutdown`](crate::Reactor::shutdown).

@@ -233,6 +233,8 @@ pub enum CloseReason {
     /// [`Options::discard_limit`](crate::Options::discard_limit) to throw away; the rest of
     /// the queue was dropped (`on_closing` reports it).
     DiscardLimit,
+    /// A child process exited and was reaped; `on_exit` had its status.
+    Exited,
 }
 
 #[cfg(test)]

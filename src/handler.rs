@@ -752,6 +752,32 @@ pub trait Handler: Any {
     fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
         ctx.close();
     }
+
+    /// A child from [`Reactor::spawn`](crate::Reactor::spawn) exited and was reaped, and every
+    /// pipe of it has closed: all its output came first. Then its process handle closes
+    /// ([`CloseReason::Exited`]). The default logs the status (at debug).
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use std::process::ExitStatus;
+    /// use eventmux::{Context, Handler};
+    ///
+    /// struct Worker;
+    /// impl Handler for Worker {
+    ///     fn on_exit(&mut self, ctx: &mut Context<'_>, status: ExitStatus) {
+    ///         match (status.code(), status.signal()) {
+    ///             (Some(0), _) => println!("done"),
+    ///             (Some(code), _) => println!("failed with {code}"),
+    ///             (_, Some(signal)) => println!("killed by signal {signal}"),
+    ///             _ => {}
+    ///         }
+    ///         ctx.stop();
+    ///     }
+    /// }
+    /// ```
+    fn on_exit(&mut self, ctx: &mut Context<'_>, status: std::process::ExitStatus) {
+        log::debug!("{}: child exited: {status}", ctx.token());
+    }
 }
 
 /// What the reactor's entry points take as a handler: any [`Handler`] by value, or one

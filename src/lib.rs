@@ -42,6 +42,7 @@ compile_error!("eventmux supports Linux only so far");
 
 mod activation;
 mod address;
+mod child;
 mod context;
 mod credentials;
 mod deadline;
@@ -65,6 +66,7 @@ mod watermark;
 
 pub use activation::{listen_fds, LISTEN_FDS_START};
 pub use address::Address;
+pub use child::{ChildHandles, ChildStdio};
 pub use context::{Context, Handle};
 pub use credentials::Credentials;
 pub use deadline::Deadline;

@@ -12,7 +12,9 @@
 //!   backing off on descriptor exhaustion;
 //! - [`pump`](self::pump): the reactor's side of a UDP pump (threads in `crate::pump`);
 //! - [`pollable`](self::pollable): any other descriptor epoll can watch (eventfd, signalfd,
-//!   timerfd, pidfd, inotify): readiness to the handler, which reads it.
+//!   timerfd, pidfd, inotify): readiness to the handler, which reads it;
+//! - [`process`](self::process): a spawned child: its pidfd, reaping, `on_exit` after its
+//!   pipes, and the one handler its handles share.
 //!
 //! The queues a handle owns ([`input`], [`output`], [`datagram_queue`]) and the pool their
 //! buffers return to when they drain ([`buffer_pool`]) live here too. This file holds the
@@ -26,6 +28,7 @@ pub(crate) mod input;
 pub(crate) mod listener;
 pub(crate) mod output;
 pub(crate) mod pollable;
+pub(crate) mod process;
 pub(crate) mod pump;
 pub(crate) mod slot;
 pub(crate) mod stream;
@@ -55,6 +58,9 @@ pub enum Kind {
     /// [`Handler::on_readable`](crate::Handler::on_readable) every turn while it lasts, and
     /// the handler reads it ([`Context::read`](crate::Context::read)) as its kind wants.
     Pollable,
+    /// A child process from [`Reactor::spawn`](crate::Reactor::spawn) (a pidfd): its exit
+    /// comes to [`Handler::on_exit`](crate::Handler::on_exit).
+    Process,
 }
 
 impl Kind {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::datagram_queue::DatagramQueue;
 use super::input::InputBuffer;
 use super::output::OutputQueue;
+use super::process::ProcessSlot;
 use super::{Kind, Shape, Transport};
 use crate::deadline::{expired, millis};
 use crate::framing::Decoder;
@@ -64,6 +65,8 @@ pub(crate) enum State {
     Pollable,
     /// A signalfd the reactor reads itself, delivering each signal to `on_signal`.
     Signals,
+    /// A child process (its pidfd is the descriptor); boxed, as it is rare.
+    Process(Box<ProcessSlot>),
     Virtual,
 }
 
@@ -228,7 +231,8 @@ impl Entry {
                 ..Listener::default()
             }),
             Kind::Pollable => State::Pollable,
-            Kind::Virtual => State::Virtual,
+            // A process's state is put in by `spawn`, which alone makes one.
+            Kind::Virtual | Kind::Process => State::Virtual,
         };
         Entry {
             generation: 0,
@@ -267,6 +271,7 @@ impl Entry {
             State::Datagram(_) | State::Pump(_) => Kind::Datagram,
             State::Listener(_) => Kind::Listener,
             State::Pollable | State::Signals => Kind::Pollable,
+            State::Process(_) => Kind::Process,
             State::Virtual => Kind::Virtual,
         }
     }
@@ -294,6 +299,8 @@ impl Entry {
         let held = match &self.state {
             State::Listener(listener) => listener.backoff,
             State::Stream(stream) => stream.above_high,
+            // Reaped: its pidfd stays readable and says nothing more.
+            State::Process(slot) => slot.reaped(),
             _ => false,
         };
         self.life == Life::Open && self.connected() && self.readable_end && !self.paused && !held
@@ -322,7 +329,11 @@ impl Entry {
             State::Stream(stream) => stream.output.len(),
             State::Datagram(datagram) => datagram.output.len(),
             State::Pump(pump) => pump.output.len(),
-            State::Listener(_) | State::Pollable | State::Signals | State::Virtual => 0,
+            State::Listener(_)
+            | State::Pollable
+            | State::Signals
+            | State::Process(_)
+            | State::Virtual => 0,
         }
     }
 
@@ -332,7 +343,11 @@ impl Entry {
             State::Stream(stream) => stream.output.len(),
             State::Datagram(datagram) => datagram.output.bytes(),
             State::Pump(pump) => pump.output.bytes(),
-            State::Listener(_) | State::Pollable | State::Signals | State::Virtual => 0,
+            State::Listener(_)
+            | State::Pollable
+            | State::Signals
+            | State::Process(_)
+            | State::Virtual => 0,
         }
     }
 
@@ -347,7 +362,11 @@ impl Entry {
             State::Stream(stream) => stream.output.clear(),
             State::Datagram(datagram) => datagram.output.clear(),
             State::Pump(pump) => pump.output.clear(),
-            State::Listener(_) | State::Pollable | State::Signals | State::Virtual => 0,
+            State::Listener(_)
+            | State::Pollable
+            | State::Signals
+            | State::Process(_)
+            | State::Virtual => 0,
         }
     }
 
@@ -365,7 +384,11 @@ impl Entry {
             State::Listener(listener) => listener.bound_path.as_deref(),
             State::Datagram(datagram) => datagram.bound_path.as_deref(),
             State::Pump(pump) => pump.bound_path.as_deref(),
-            State::Stream(_) | State::Pollable | State::Signals | State::Virtual => None,
+            State::Stream(_)
+            | State::Pollable
+            | State::Signals
+            | State::Process(_)
+            | State::Virtual => None,
         }
     }
 

@@ -17,20 +17,20 @@ mod open;
 pub(crate) mod registry;
 mod turn;
 
+use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::process::Command;
 use std::time::Duration;
 
 use handoff::Handoffs;
 use registry::Registry;
 
 use crate::selector::{self, Readiness};
-use std::fmt;
-use std::net::SocketAddr;
-
 use crate::{
-    Backend, Context, Deadline, Error, Handle, Handler, IntoEndpoint, IntoHandler, Options,
-    PanicPolicy, PumpOptions, PumpStats, Remote, Token,
+    Backend, ChildHandles, Context, Deadline, Error, Handle, Handler, IntoEndpoint, IntoHandler,
+    Options, PanicPolicy, PumpOptions, PumpStats, Remote, Token,
 };
 
 /// The event loop: owns every handle and dispatches its events to its [`Handler`].
@@ -570,6 +570,100 @@ impl Reactor {
     ) -> io::Result<Token> {
         let socket = socket2::Socket::from(socket.into());
         self.open_pump_socket(socket, options, handler.into_handler())
+    }
+
+    /// Starts `command` as a child process. Each of stdin, stdout and stderr that the
+    /// command pipes (`Stdio::piped()`; std's default for `spawn` is to inherit) becomes a
+    /// stream handle, and the process itself a handle of [`Kind::Process`](crate::Kind)
+    /// (a pidfd: Linux 5.3 or later). One handler serves them all:
+    /// [`Context::stdio`](crate::Context::stdio) tells which pipe a callback is for.
+    ///
+    /// - The child's exit comes to [`Handler::on_exit`] with its `ExitStatus`, after every
+    ///   pipe of it has closed (so after all its output). The reactor reaps it: no SIGCHLD
+    ///   handler, no zombie. Its stdin handle is closed at the exit.
+    /// - [`signal_child`](crate::Context::signal_child) signals or kills it; `close()` on the
+    ///   process handle sends SIGTERM and waits for the exit up to the linger time; `kill()`
+    ///   (or a linger that runs out) sends SIGKILL and closes the handle at once, and the
+    ///   child is still reaped. A graceful [`shutdown`](Reactor::shutdown) waits for child
+    ///   processes as for connections (the default `on_shutdown` closes, so SIGTERM).
+    /// - Dropping the reactor kills and reaps the children still running.
+    /// - The child starts with no signal blocked (std resets the mask), whatever
+    ///   [`signals`](Reactor::signals) blocked here. Something else reaping children of this
+    ///   process (`waitpid(-1)`, or SIGCHLD set to `SIG_IGN`) takes the status away; the
+    ///   handle then gets an `ECHILD` error.
+    ///
+    /// A callback may spawn as well ([`Context::spawn`](crate::Context::spawn)).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::process::{Command, ExitStatus, Stdio};
+    /// use eventmux::{Context, Handler, Reactor};
+    ///
+    /// #[derive(Default)]
+    /// struct Capture { out: Vec<u8>, status: Option<ExitStatus> }
+    /// impl Handler for Capture {
+    ///     fn on_read(&mut self, _: &mut Context<'_>, data: &[u8]) {
+    ///         self.out.extend_from_slice(data);
+    ///     }
+    ///     fn on_exit(&mut self, _: &mut Context<'_>, status: ExitStatus) {
+    ///         self.status = Some(status);
+    ///         assert_eq!(self.out, b"hello\n"); // all output came first
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let mut echo = Command::new("echo");
+    /// echo.arg("hello").stdout(Stdio::piped());
+    /// let child = reactor.spawn(&mut echo, Capture::default())?;
+    /// println!("pid {}", child.pid());
+    /// reactor.run()?; // until the child has exited and its pipe closed
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn(
+        &mut self,
+        command: &mut Command,
+        handler: impl IntoHandler,
+    ) -> io::Result<ChildHandles> {
+        self.registry
+            .spawn(command, Options::new(), handler.into_handler())
+    }
+
+    /// [`spawn`](Reactor::spawn) with `options` for the child's pipes (framing, read size,
+    /// limits, deadlines) and its process handle (the linger time a `close()` waits for the
+    /// exit).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::process::{Command, Stdio};
+    /// use eventmux::framing::Framing;
+    /// use eventmux::{ChildStdio, Context, Handler, Options, Reactor};
+    ///
+    /// struct Labelled;
+    /// impl Handler for Labelled {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+    ///         let label = if ctx.stdio() == Some(ChildStdio::Stderr) { "err" } else { "out" };
+    ///         println!("[{label}] {}", String::from_utf8_lossy(line));
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let mut sh = Command::new("sh");
+    /// sh.args(["-c", "echo one; echo two >&2"])
+    ///     .stdout(Stdio::piped())
+    ///     .stderr(Stdio::piped());
+    /// let lines = Options::new().framing(Framing::lines()).record_timeout(None);
+    /// reactor.spawn_with(&mut sh, lines, Labelled)?;
+    /// reactor.run()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_with(
+        &mut self,
+        command: &mut Command,
+        options: Options,
+        handler: impl IntoHandler,
+    ) -> io::Result<ChildHandles> {
+        self.registry
+            .spawn(command, options, handler.into_handler())
     }
 
     /// Signals as events: blocks `signals` in the calling thread and delivers each one that

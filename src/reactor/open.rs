@@ -139,6 +139,12 @@ impl Registry {
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
         let mut shape = Shape::of(fd.as_fd())?;
+        if matches!(options.kind, Some(Kind::Process | Kind::Virtual)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a process handle comes from spawn and a virtual one from add_handler, not from add",
+            ));
+        }
         if let Some(kind) = options.kind {
             shape.kind = kind;
         }

@@ -24,6 +24,7 @@ use socket2::SockRef;
 
 use crate::deadline::{millis, reached, Clock};
 use crate::handle::buffer_pool::BufferPool;
+use crate::handle::process::Orphans;
 use crate::handle::{Entry, Kind, Life, State};
 use crate::selector::{Selector, Trigger};
 use crate::timer::{TimerPurpose, Timers};
@@ -46,6 +47,8 @@ pub(crate) enum Deferred {
     Watermark(Token, Watermark),
     /// Deliver `on_shutdown`.
     Shutdown(Token),
+    /// Deliver `on_exit` to a reaped child whose pipes have all closed.
+    Exit(Token),
 }
 
 pub(crate) struct Registry {
@@ -65,6 +68,8 @@ pub(crate) struct Registry {
     pub(crate) panic: Option<Box<dyn Any + Send>>,
     /// The final counters of the pump being finalized, for its `on_closing`/`on_close`.
     pub(crate) closed_pump: Option<(Token, PumpStats)>,
+    /// Killed children not reaped yet (see `handle/process.rs`).
+    pub(crate) orphans: Orphans,
     next_generation: u32,
     /// This reactor's identity, carried by every token it makes.
     pub(crate) id: u32,
@@ -97,6 +102,7 @@ impl Registry {
             panic_policy: PanicPolicy::default(),
             panic: None,
             closed_pump: None,
+            orphans: Orphans::default(),
             next_generation: 0,
             id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
             clock: Clock::new(),
@@ -258,7 +264,8 @@ impl Registry {
 
     /// Starts a graceful shutdown, or shortens the one under way to `grace`: listeners
     /// close at once, every other handle hears `on_shutdown`, and the reactor stops once
-    /// no stream or datagram handle is left or the grace time is over (see `turn.rs`).
+    /// no stream, datagram or process handle is left or the grace time is over (see
+    /// `turn.rs`).
     pub(crate) fn shutdown(&mut self, grace: Duration) {
         let now = self.clock.tick();
         let until = now.wrapping_add(millis(grace));
@@ -285,7 +292,7 @@ impl Registry {
         }
     }
 
-    /// Whether a shutdown under way is done: no stream or datagram handle left, or the
+    /// Whether a shutdown under way is done: no stream, datagram or process handle left, or the
     /// grace time over. Everything still open is killed then.
     pub(crate) fn shutdown_done(&mut self) -> bool {
         let Some(until) = self.shutdown_until else {
@@ -294,7 +301,7 @@ impl Registry {
         let draining = self
             .entries
             .iter()
-            .any(|(_, e)| matches!(e.kind(), Kind::Stream | Kind::Datagram));
+            .any(|(_, e)| matches!(e.kind(), Kind::Stream | Kind::Datagram | Kind::Process));
         if draining && !reached(self.clock.now(), until) {
             return false;
         }
@@ -550,7 +557,8 @@ impl Registry {
         let Some(entry) = self.entry_mut(token).filter(|e| e.is_live()) else {
             return;
         };
-        if !entry.kind().can_send()
+        let process = entry.kind() == Kind::Process;
+        if !(entry.kind().can_send() || process)
             || entry.fd.is_none()
             || (!entry.connected() && !entry.has_output())
         {
@@ -578,7 +586,10 @@ impl Registry {
         );
         self.entry_mut(token).expect("checked above").timers = owned;
         self.update_interest(token);
-        if drained {
+        if process {
+            // A process closes when the child exits: ask it to.
+            self.close_process(token);
+        } else if drained {
             self.closing_drained(token);
         }
     }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::dispatch::{call, dispatch};
 use super::registry::Deferred;
+use crate::handle::process::ORPHANS_KEY;
 use crate::handle::{Flushed, Life, State};
 use crate::pump::Pump;
 use crate::selector::{Readiness, Trigger};
@@ -57,6 +58,9 @@ impl Reactor {
             let event = self.events[i];
             if event.key == WAKER_KEY {
                 woken = true;
+            } else if event.key == ORPHANS_KEY {
+                let registry = &mut self.registry;
+                registry.orphans.reap(&*registry.selector);
             } else {
                 self.take_readiness(event);
             }
@@ -176,6 +180,7 @@ impl Reactor {
             State::Pump(_) => self.drive_pump(token),
             State::Pollable => self.drive_pollable(token),
             State::Signals => self.deliver_signals(token),
+            State::Process(_) => self.drive_process(token),
             State::Virtual => {}
         }
         if let Some(entry) = self.registry.entry_mut(token) {
@@ -322,6 +327,7 @@ impl Reactor {
                         dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
                     }
                 }
+                Deferred::Exit(token) => self.deliver_exit(token),
                 Deferred::Finalize(token, reason) => self.finalize(token, reason),
             }
         }
@@ -341,6 +347,8 @@ impl Reactor {
             self.registry.closed_pump = stats.map(|stats| (token, stats));
             self.handoffs.pumps.retain(|&t| t != token);
         }
+        // A child killed before it exited is left to be reaped (its pidfd goes with it).
+        self.registry.orphan(&mut entry);
         let missing = entry.drop_output();
         drop(entry.fd.take());
         if let Some(path) = entry.bound_path() {

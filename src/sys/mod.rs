@@ -8,6 +8,7 @@
 //! - [`errqueue`] (Linux only): the socket error queue behind the Errors option.
 //! - [`signal`]: making sure SIGPIPE cannot kill the process on a pipe write.
 //! - [`eventfd`] (Linux only): the counter that wakes the reactor from other threads.
+//! - [`pidfd`] (Linux 5.3+): watching and signalling a child process by descriptor.
 //! - [`poll`]: poll(2), for the level-triggered backend.
 //! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under.
 
@@ -15,6 +16,7 @@ pub(crate) mod epoll;
 pub(crate) mod errqueue;
 pub(crate) mod eventfd;
 pub(crate) mod fd;
+pub(crate) mod pidfd;
 pub(crate) mod poll;
 pub(crate) mod sched;
 pub(crate) mod signal;
