@@ -1,9 +1,18 @@
 //! TCP echo server: everything a client sends comes back.
 //!
-//!     cargo run --release --example echo -- [ADDR] [--idle-timeout SECS]
+//!     cargo run --release --example echo -- [ADDR] [--idle-timeout SECS] [--takeover PATH]
 //!
 //! ADDR defaults to 127.0.0.1:7007; `--help` lists the options and their defaults. Try it
 //! with `nc 127.0.0.1 7007`.
+//!
+//! `--takeover PATH` restarts without refusing a connection: the server offers its
+//! listening socket on the Unix socket PATH, and a second `echo --takeover PATH` started
+//! beside it takes the socket over (ADDR is ignored then), starts accepting, and the old
+//! one finishes its connections and exits. Run the same command again for the next
+//! restart.
+//!
+//! SIGTERM or SIGINT (or a takeover) stops accepting and lets each client finish: an echo
+//! has no goodbye to say, so a connection closes when its client closes it, within 10 s.
 //!
 //! A client that stays silent for 300 s is disconnected (`--idle-timeout`, 0 for never), so
 //! connections abandoned without a close cannot pile up. One that sends faster than it
@@ -32,6 +41,10 @@ impl Handler for Echo {
         // On failure (output bound hit) the reactor reports it and kills the connection.
         let _ = ctx.send(data);
     }
+
+    /// The server is draining: the client may be mid-stream, so keep echoing until it
+    /// closes (what is still open when the grace time ends is cut off).
+    fn on_shutdown(&mut self, _ctx: &mut Context<'_>) {}
 }
 
 /// The listener's handler: every accepted connection gets an `Echo`.
@@ -48,10 +61,12 @@ mod cli;
 
 fn usage() -> String {
     format!(
-        "usage: echo [ADDR] [--idle-timeout SECS]
+        "usage: echo [ADDR] [--idle-timeout SECS] [--takeover PATH]
 
   ADDR                  address to listen on (default {DEFAULT_ADDR})
   --idle-timeout SECS   close a connection silent this long, 0 for never (default {})
+  --takeover PATH       take the listener over from the echo offering it at the Unix
+                        socket PATH (if any), then offer it there for the next one
 ",
         DEFAULT_IDLE.as_secs()
     )
@@ -59,9 +74,13 @@ fn usage() -> String {
 
 fn main() -> std::io::Result<()> {
     let mut idle = Some(DEFAULT_IDLE);
+    let mut takeover = None;
     let addr = cli::parse("echo", &usage(), DEFAULT_ADDR, |flag, value| {
         match flag {
             "--idle-timeout" => idle = cli::seconds(flag, value.next())?,
+            "--takeover" => {
+                takeover = Some(value.next().ok_or("--takeover takes a socket path")?);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -70,12 +89,28 @@ fn main() -> std::io::Result<()> {
         .idle_timeout(idle)
         .watermarks(HIGH_WATER, LOW_WATER);
     let mut reactor = Reactor::new()?;
-    // Started by a supervisor (systemd's socket activation): serve the sockets it passed.
-    let passed = eventmux::listen_fds()?;
+    // Taking over from a running echo, or started by a supervisor (systemd's socket
+    // activation): serve the socket passed; otherwise listen afresh.
+    let mut taken = match &takeover {
+        Some(path) => eventmux::take_over(path)?,
+        None => None,
+    };
+    let passed = match taken.as_mut() {
+        Some(taken) => taken.take_listeners(),
+        None => eventmux::listen_fds()?,
+    };
     let listener = match passed.into_iter().next() {
         Some(fd) => reactor.add(fd, options, Server)?,
         None => reactor.listen_with(addr.as_str(), options, Server)?,
     };
+    if let Some(taken) = taken {
+        // Accepting here now: the old server finishes its connections and exits.
+        taken.ready()?;
+        println!("took the listener over");
+    }
+    if let Some(path) = &takeover {
+        reactor.offer_listeners(path, cli::DRAIN_GRACE)?;
+    }
     let bound = reactor
         .handle(listener)
         .expect("just opened")

@@ -206,6 +206,40 @@ impl<'a> Context<'a> {
         self.registry.send(self.token, data)
     }
 
+    /// Queues `data` with duplicates of `fds` on a Unix stream socket (`SCM_RIGHTS`): the
+    /// peer receives the descriptors with the first byte of `data`, after everything queued
+    /// before it (with [`Options::receive_fds`] an eventmux peer gets them in
+    /// [`Handler::on_fds`](crate::Handler::on_fds)). `data` must not be empty. The
+    /// duplicates are closed here once sent (or when the handle closes first); the caller's
+    /// descriptors stay the caller's.
+    ///
+    /// Passing the descriptor of one of this reactor's handles (a listener, for a
+    /// hand-over) is noticed, and that handle deregisters explicitly when it closes, since
+    /// the other process now shares its open file. Passing a duplicate of a handle's
+    /// descriptor made elsewhere is not: add such a descriptor with `add`.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::net::TcpListener;
+    /// use std::os::fd::AsFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, theirs) = UnixStream::pair()?;
+    /// let control = reactor.add(ours, Options::new(), Quiet)?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// reactor.handle(control).unwrap().send_fds(b"take this\n", &[listener.as_fd()])?;
+    /// # drop(theirs);
+    /// # Ok(()) }
+    /// ```
+    pub fn send_fds(&mut self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
+        self.registry.send_fds(self.token, data, fds)
+    }
+
     /// Like [`send`](Context::send), but queues `data` without copying it.
     ///
     /// ```

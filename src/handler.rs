@@ -753,6 +753,35 @@ pub trait Handler: Any {
         ctx.close();
     }
 
+    /// Descriptors a peer passed over a Unix stream socket (`SCM_RIGHTS`), on a handle with
+    /// [`Options::receive_fds`](crate::Options::receive_fds). They come before any byte
+    /// that carried them reaches `on_read`, close-on-exec, and are the handler's to keep
+    /// (add them with [`Context::add`], or drop them to close them). The default closes
+    /// them.
+    ///
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use eventmux::{Context, Handler, Options};
+    ///
+    /// struct Session;
+    /// impl Handler for Session {}
+    ///
+    /// /// Serves the connections another process accepted and passed here.
+    /// struct Worker;
+    /// impl Handler for Worker {
+    ///     fn on_fds(&mut self, ctx: &mut Context<'_>, fds: Vec<OwnedFd>) {
+    ///         for fd in fds {
+    ///             if let Err(e) = ctx.add(fd, Options::new(), Session) {
+    ///                 eprintln!("cannot serve a passed connection: {e}");
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn on_fds(&mut self, ctx: &mut Context<'_>, fds: Vec<std::os::fd::OwnedFd>) {
+        log::debug!("{}: closing {} passed descriptors", ctx.token(), fds.len());
+    }
+
     /// A child from [`Reactor::spawn`](crate::Reactor::spawn) exited and was reaped, and every
     /// pipe of it has closed: all its output came first. Then its process handle closes
     /// ([`CloseReason::Exited`]). The default logs the status (at debug).

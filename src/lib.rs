@@ -50,6 +50,7 @@ mod error;
 pub mod framing;
 mod handle;
 mod handler;
+mod handover;
 mod options;
 mod panic_policy;
 mod pump;
@@ -74,6 +75,7 @@ pub use error::{CloseReason, Error, Undeliverable};
 pub use handle::listener::ACCEPT_BACKOFF;
 pub use handle::{Kind, Transport};
 pub use handler::{Handler, Incoming, IntoHandler};
+pub use handover::{take_over, TakeOver};
 pub use options::{
     Options, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCARD_LIMIT, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT,
     DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE, DEFAULT_RECORD_TIMEOUT, DEFAULT_SEND_TIMEOUT,

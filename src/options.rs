@@ -150,6 +150,7 @@ pub struct Options {
     pub(crate) watermarks: Option<(usize, usize)>,
     pub(crate) max_connections: Option<usize>,
     pub(crate) refusal: Option<Bytes>,
+    pub(crate) receive_fds: bool,
 }
 
 impl Default for Options {
@@ -174,6 +175,7 @@ impl Default for Options {
             watermarks: None,
             max_connections: None,
             refusal: None,
+            receive_fds: false,
         }
     }
 }
@@ -471,6 +473,40 @@ impl Options {
     /// ```
     pub fn max_size(mut self, bytes: usize) -> Options {
         self.max_size = bytes;
+        self
+    }
+
+    /// On a Unix stream socket, take the descriptors a peer passes (`SCM_RIGHTS`, sent with
+    /// [`Context::send_fds`](crate::Context::send_fds) or any `sendmsg`): the socket is read
+    /// with `recvmsg`, and each batch of descriptors goes to
+    /// [`Handler::on_fds`](crate::Handler::on_fds) before any byte that came with it
+    /// reaches `on_read`. They arrive close-on-exec; at most 32 per read (more, and the
+    /// kernel closes the rest and the handler gets an `InvalidData` error). Off by default:
+    /// then the kernel closes whatever descriptors a peer sends, so a peer cannot make this
+    /// process hold any. On a listener, its connections get it.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::os::fd::OwnedFd;
+    /// use eventmux::{Context, Handler, Options, Reactor};
+    ///
+    /// /// A broker that receives connections handed to it by a front end.
+    /// struct Broker;
+    /// impl Handler for Broker {
+    ///     fn on_fds(&mut self, ctx: &mut Context<'_>, fds: Vec<OwnedFd>) {
+    ///         for fd in fds {
+    ///             let _ = ctx.add(fd, Options::new(), Broker);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, _front_end) = std::os::unix::net::UnixStream::pair()?;
+    /// reactor.add(ours, Options::new().receive_fds(true), Broker)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn receive_fds(mut self, on: bool) -> Options {
+        self.receive_fds = on;
         self
     }
 

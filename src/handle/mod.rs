@@ -24,6 +24,7 @@
 pub(crate) mod buffer_pool;
 pub(crate) mod datagram;
 pub(crate) mod datagram_queue;
+pub(crate) mod fd_passing;
 pub(crate) mod input;
 pub(crate) mod listener;
 pub(crate) mod output;

@@ -90,6 +90,28 @@ impl OutputQueue {
         n
     }
 
+    /// Like [`io_slices`](OutputQueue::io_slices), but no more than `limit` bytes in all
+    /// (the last slice is cut short); returns how many slices were filled and their bytes.
+    pub(crate) fn io_slices_upto<'a>(
+        &'a self,
+        slices: &mut [IoSlice<'a>; MAX_IOVECS],
+        limit: usize,
+    ) -> (usize, usize) {
+        let tail = (self.tail_start < self.tail.len()).then(|| &self.tail[self.tail_start..]);
+        let buffers = self.chunks.iter().map(|c| &c[..]).chain(tail);
+        let (mut n, mut offered) = (0, 0);
+        for buffer in buffers.take(MAX_IOVECS) {
+            if offered == limit {
+                break;
+            }
+            let take = buffer.len().min(limit - offered);
+            slices[n] = IoSlice::new(&buffer[..take]);
+            n += 1;
+            offered += take;
+        }
+        (n, offered)
+    }
+
     /// Drops the first `n` queued bytes (what a write took). Once nothing is left, the
     /// buffers go back to `pool`.
     pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufferPool) {
@@ -152,6 +174,20 @@ mod tests {
         queue.push_slice(b"ef", pool);
         assert_eq!(queue.len(), 6);
         assert_eq!(drain(&queue), b"abcdef");
+    }
+
+    #[test]
+    fn slices_up_to_a_limit_stop_inside_a_buffer() {
+        let mut queue = OutputQueue::default();
+        let pool = &mut BufferPool::default();
+        queue.push_bytes(Bytes::from_static(b"abc"), pool);
+        queue.push_slice(b"defg", pool);
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let (n, offered) = queue.io_slices_upto(&mut slices, 5);
+        let got: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!((n, offered, &got[..]), (2, 5, &b"abcde"[..]));
+        assert_eq!(queue.io_slices_upto(&mut slices, usize::MAX), (2, 7));
+        assert_eq!(queue.io_slices_upto(&mut slices, 3), (1, 3));
     }
 
     #[test]

@@ -429,6 +429,9 @@ impl Handler for ChildPart {
     fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
         self.forward(ctx, |h, ctx| h.on_shutdown(ctx))
     }
+    fn on_fds(&mut self, ctx: &mut Context<'_>, fds: Vec<OwnedFd>) {
+        self.forward(ctx, |h, ctx| h.on_fds(ctx, fds))
+    }
     fn on_exit(&mut self, ctx: &mut Context<'_>, status: ExitStatus) {
         self.forward(ctx, |h, ctx| h.on_exit(ctx, status))
     }

@@ -101,6 +101,9 @@ pub(crate) struct Stream {
     /// Its place in the count of the listener that accepted it (held, never read: its
     /// drop gives the place back).
     pub(crate) _seat: Option<Seat>,
+    /// Descriptors queued with `send_fds` wait for their place in the output, in the
+    /// registry's attachments (kept there: a slot has no room to spare for a rare thing).
+    pub(crate) attached: bool,
 }
 
 /// A UDP or Unix datagram socket.
@@ -219,6 +222,7 @@ impl Entry {
                 wrote_any: false,
                 above_high: false,
                 _seat: None,
+                attached: false,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {
                 output: DatagramQueue::default(),

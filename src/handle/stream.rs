@@ -201,7 +201,19 @@ impl Reactor {
         let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
             return;
         };
-        match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
+        let mut fds = Vec::new();
+        let mut cut = false;
+        let read = if entry.options.receive_fds {
+            sys::rights::recv_with_fds(fd.as_fd(), &mut self.read_buf[..read_size], &mut fds).map(
+                |(n, truncated)| {
+                    cut = truncated;
+                    n
+                },
+            )
+        } else {
+            sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size])
+        };
+        match read {
             Ok(0) => {
                 entry.ready.readable = false;
                 entry.ready.read_closed = false;
@@ -217,11 +229,17 @@ impl Reactor {
                 stream.active_at = now;
                 // With edge triggering a short read means the socket is empty now; if a FIN
                 // came with the data, read on to see the end of stream.
+                // A read that brought descriptors stops after their bytes (the kernel keeps
+                // each batch with its own): short, yet more may wait.
                 let drained = n < read_size
+                    && fds.is_empty()
                     && (entry.trigger == Trigger::Level
                         || (stream.short_read_drains && !entry.ready.read_closed));
                 if drained {
                     entry.ready.readable = false;
+                }
+                if !fds.is_empty() || cut {
+                    self.deliver_fds(token, fds, cut);
                 }
                 self.deliver_read(token, n);
                 if self.registry.buflen(token) >= EARLY_FLUSH {
@@ -455,6 +473,10 @@ impl Registry {
         let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
             return Flushed::Idle;
         };
+        if stream.attached {
+            // Descriptors wait in the queue: their bytes must go in a write of their own.
+            return self.write_attached(token);
+        }
         let socket = entry.transport.is_socket();
         loop {
             let result = match stream.output.contiguous() {

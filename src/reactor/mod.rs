@@ -21,12 +21,14 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use handoff::Handoffs;
 use registry::Registry;
 
+use crate::handover::Offer;
 use crate::selector::{self, Readiness};
 use crate::{
     Backend, ChildHandles, Context, Deadline, Error, Handle, Handler, IntoEndpoint, IntoHandler,
@@ -570,6 +572,51 @@ impl Reactor {
     ) -> io::Result<Token> {
         let socket = socket2::Socket::from(socket.into());
         self.open_pump_socket(socket, options, handler.into_handler())
+    }
+
+    /// Offers this server's listening sockets to a new server process on a Unix socket at
+    /// `path`, for a restart that refuses no connection (see [`take_over`](crate::take_over)
+    /// for the new side, and the protocol in its module). When a new process of the same
+    /// user takes them and says it is ready, this reactor starts a graceful
+    /// [`shutdown`](Reactor::shutdown) with `grace`: its own connections finish here, new
+    /// ones go to the new process. Returns the offer's listener handle (killed by a
+    /// shutdown, like every listener).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {}
+    ///
+    /// let path = std::env::temp_dir().join(format!("eventmux-doc-offer-{}.sock", std::process::id()));
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen("127.0.0.1:0", Server)?;
+    /// reactor.offer_listeners(&path, Duration::from_secs(30))?;
+    ///
+    /// // What a new process does (here on a thread, for the example).
+    /// let new_server = std::thread::spawn(move || -> std::io::Result<usize> {
+    ///     let mut taken = eventmux::take_over(&path)?.expect("someone offers");
+    ///     let listeners = taken.take_listeners();
+    ///     taken.ready()?;
+    ///     Ok(listeners.len())
+    /// });
+    /// reactor.run()?; // returns once the old server has drained
+    /// assert_eq!(new_server.join().unwrap()?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn offer_listeners(
+        &mut self,
+        path: impl AsRef<Path>,
+        grace: Duration,
+    ) -> io::Result<Token> {
+        let path = path.as_ref();
+        let offer = Offer {
+            path: path.to_path_buf(),
+            grace,
+        };
+        self.listen_with(path, Offer::options(), offer)
     }
 
     /// Starts `command` as a child process. Each of stdin, stdout and stderr that the

@@ -24,6 +24,7 @@ use socket2::SockRef;
 
 use crate::deadline::{millis, reached, Clock};
 use crate::handle::buffer_pool::BufferPool;
+use crate::handle::fd_passing::Attachments;
 use crate::handle::process::Orphans;
 use crate::handle::{Entry, Kind, Life, State};
 use crate::selector::{Selector, Trigger};
@@ -70,6 +71,8 @@ pub(crate) struct Registry {
     pub(crate) closed_pump: Option<(Token, PumpStats)>,
     /// Killed children not reaped yet (see `handle/process.rs`).
     pub(crate) orphans: Orphans,
+    /// Descriptors queued by `send_fds`, waiting for their bytes' turn.
+    pub(crate) attachments: Attachments,
     next_generation: u32,
     /// This reactor's identity, carried by every token it makes.
     pub(crate) id: u32,
@@ -103,6 +106,7 @@ impl Registry {
             panic: None,
             closed_pump: None,
             orphans: Orphans::default(),
+            attachments: Attachments::default(),
             next_generation: 0,
             id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
             clock: Clock::new(),

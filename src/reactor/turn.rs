@@ -349,6 +349,10 @@ impl Reactor {
         }
         // A child killed before it exited is left to be reaped (its pidfd goes with it).
         self.registry.orphan(&mut entry);
+        if matches!(&entry.state, State::Stream(stream) if stream.attached) {
+            // Descriptors still waiting to be sent are closed; the peer never gets them.
+            self.registry.attachments.forget(token);
+        }
         let missing = entry.drop_output();
         drop(entry.fd.take());
         if let Some(path) = entry.bound_path() {

@@ -10,6 +10,7 @@
 //! - [`eventfd`] (Linux only): the counter that wakes the reactor from other threads.
 //! - [`pidfd`] (Linux 5.3+): watching and signalling a child process by descriptor.
 //! - [`poll`]: poll(2), for the level-triggered backend.
+//! - [`rights`]: passing descriptors over Unix sockets (`SCM_RIGHTS`).
 //! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under.
 
 pub(crate) mod epoll;
@@ -18,5 +19,6 @@ pub(crate) mod eventfd;
 pub(crate) mod fd;
 pub(crate) mod pidfd;
 pub(crate) mod poll;
+pub(crate) mod rights;
 pub(crate) mod sched;
 pub(crate) mod signal;
