@@ -138,3 +138,100 @@ fn on_shutdown_can_say_goodbye_before_the_close() {
     reactor.run().unwrap();
     assert_eq!(reader.join().unwrap(), b"bye\n");
 }
+
+/// Drains the reactor on SIGTERM.
+struct Terminator;
+
+impl eventmux::Handler for Terminator {
+    fn on_signal(&mut self, ctx: &mut Context<'_>, signal: &eventmux::Signal) {
+        assert_eq!(signal.number(), libc::SIGTERM);
+        ctx.shutdown(Duration::from_secs(60));
+    }
+
+    /// Stays through the drain (as a server's signal handle does, for a second signal).
+    fn on_shutdown(&mut self, _ctx: &mut Context<'_>) {}
+}
+
+#[test]
+fn sigterm_during_a_thousand_connections_with_queued_output_delivers_every_byte() {
+    const CONNECTIONS: usize = 1000;
+    const REPLY: usize = 64 * 1024;
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+        Probe::new("srv", &l)
+            .on_connect(|ctx| {
+                // Small kernel buffers, so most of each reply waits in the reactor's queue.
+                socket2::SockRef::from(&*ctx)
+                    .set_send_buffer_size(4096)
+                    .unwrap();
+            })
+            .on_read(|ctx, _| {
+                let reply: Vec<u8> = (0..REPLY).map(|i| (i % 251) as u8).collect();
+                ctx.send(&reply).unwrap()
+            })
+            .boxed()
+    });
+    reactor.signals(&[libc::SIGTERM], Terminator).unwrap();
+    let (go, start_reading) = std::sync::mpsc::channel::<()>();
+    let client = thread::spawn(move || {
+        let mut streams: Vec<TcpStream> = (0..CONNECTIONS)
+            .map(|_| {
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                        .unwrap();
+                socket.set_recv_buffer_size(4096).unwrap();
+                socket.connect(&addr.into()).unwrap();
+                TcpStream::from(socket)
+            })
+            .collect();
+        for stream in &mut streams {
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            stream.write_all(b"go").unwrap();
+        }
+        start_reading.recv().unwrap();
+        streams
+            .iter_mut()
+            .map(|stream| {
+                let mut got = Vec::new();
+                stream.read_to_end(&mut got).expect("a clean end of stream");
+                got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8) && got.len() == REPLY
+            })
+            .filter(|&whole| whole)
+            .count()
+    });
+    run_until(&mut reactor, "every request", |_| {
+        log.count("srv:read") == CONNECTIONS
+    });
+    let queued: usize = reactor
+        .tokens()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|t| reactor.handle(t).map(|h| h.buflen()))
+        .sum();
+    assert!(
+        queued > CONNECTIONS * REPLY / 2,
+        "most replies wait in the reactor ({queued} bytes)"
+    );
+    // SIGTERM to this thread, which `signals` made block it: the signalfd takes it.
+    // SAFETY: pthread_kill with the calling thread's own id and a valid signal number.
+    assert_eq!(
+        unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGTERM) },
+        0
+    );
+    run_until(&mut reactor, "the listener closed by the shutdown", |_| {
+        log.contains("lst:close:Shutdown")
+    });
+    go.send(()).unwrap();
+    // The signal handle stays open through the drain; run() returns once the
+    // connections are done, and kills it then.
+    reactor.run().unwrap();
+    assert!(reactor.is_empty());
+    assert_eq!(
+        client.join().unwrap(),
+        CONNECTIONS,
+        "every queued byte arrived"
+    );
+    assert_eq!(log.count("srv:close:Closed"), CONNECTIONS);
+}
