@@ -2,7 +2,7 @@
 """A hand-over between two echo server processes under load, checked from outside.
 
     cargo build --release --example echo
-    python3 scripts/handover.py [target/release/examples/echo] [--port 7117]
+    python3 scripts/handover.py [target/release/examples/echo] [--port PORT]
 
 Starts `echo 127.0.0.1:PORT --takeover SOCK`, opens long-lived connections that stream
 through it, and keeps opening new connections (one round trip each) from two threads.
@@ -63,9 +63,13 @@ def echo_chunk(s, chunk):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("binary", nargs="?", default="target/release/examples/echo")
-    parser.add_argument("--port", type=int, default=7117)
+    parser.add_argument("--port", type=int, default=0, help="default: a free one")
     parser.add_argument("--long-lived", type=int, default=50)
     args = parser.parse_args()
+    if args.port == 0:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
     sock = os.path.join(tempfile.mkdtemp(), "echo-handover.sock")
 
     old = start(args.binary, args.port, sock)

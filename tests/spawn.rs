@@ -307,16 +307,18 @@ fn a_child_that_ignores_sigterm_is_killed_when_the_linger_time_runs_out() {
     let _serial = serial();
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
-    let (recorder, _seen) = Recorder::new(&log);
-    // `exec` so that the shell that ignores SIGTERM is the child itself.
-    let mut stubborn = sh("trap '' TERM; exec sleep 30");
-    stubborn.stdout(Stdio::null());
+    let (recorder, seen) = Recorder::new(&log);
+    // `exec` so that the process that ignores SIGTERM is the child itself (an ignored
+    // signal stays ignored across exec); it says when the trap is set.
+    let mut stubborn = sh("trap '' TERM; echo ready; exec sleep 30");
+    stubborn.stdout(Stdio::piped());
     let options = Options::new().linger(Duration::from_millis(200));
     let child = reactor
         .spawn_with(&mut stubborn, options, recorder)
         .unwrap();
-    // Give the shell time to install its trap (a SIGTERM before it would end it).
-    std::thread::sleep(Duration::from_millis(200));
+    run_until(&mut reactor, "the trap set", |_| {
+        seen.borrow().stdout == b"ready\n"
+    });
     reactor.handle(child.process()).unwrap().close();
     reactor.run().unwrap();
 
