@@ -46,11 +46,10 @@ use crate::{
 pub struct Context<'a> {
     registry: &'a mut Registry,
     token: Token,
-    /// Set while a spawned child's shared handler runs (see `handle/process.rs`).
-    child: Option<ChildLink>,
 }
 
-/// Which child, and which of its handles, a callback is for.
+/// Which child, and which of its handles, a callback is for: set in the registry while a
+/// spawned child's shared handler runs (see `handle/process.rs`), for the handle named.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct ChildLink {
     pub(crate) process: Token,
@@ -81,25 +80,22 @@ pub type Handle<'a> = Context<'a>;
 
 impl<'a> Context<'a> {
     pub(crate) fn new(registry: &'a mut Registry, token: Token) -> Context<'a> {
-        Context {
-            registry,
-            token,
-            child: None,
-        }
+        Context { registry, token }
     }
 
     /// A context for `token`, if its handle is open (not closing, not gone).
     pub(crate) fn of_live(registry: &'a mut Registry, token: Token) -> Option<Context<'a>> {
-        registry.is_live(token).then_some(Context {
-            registry,
-            token,
-            child: None,
-        })
+        registry
+            .is_live(token)
+            .then_some(Context { registry, token })
     }
 
-    /// Tells the callback which child's handle it runs for; returns what was set before.
-    pub(crate) fn set_child(&mut self, link: Option<ChildLink>) -> Option<ChildLink> {
-        std::mem::replace(&mut self.child, link)
+    /// The child link of this callback, if it runs for one of a spawned child's handles.
+    fn child_link(&self) -> Option<ChildLink> {
+        self.registry
+            .child_link
+            .filter(|(token, _)| *token == self.token)
+            .map(|(_, link)| link)
     }
 
     pub(crate) fn registry_mut(&mut self) -> &mut Registry {
@@ -315,7 +311,7 @@ impl<'a> Context<'a> {
     /// ```
     pub fn open_connections(&self) -> Option<usize> {
         match &self.registry.entry(self.token)?.state {
-            State::Listener(listener) => Some(listener.seats.get()),
+            State::Listener(listener) => Some(listener.seats.count()),
             _ => None,
         }
     }
@@ -1040,7 +1036,7 @@ impl<'a> Context<'a> {
     /// }
     /// ```
     pub fn stdio(&self) -> Option<ChildStdio> {
-        self.child.and_then(|link| link.stdio)
+        self.child_link().and_then(|link| link.stdio)
     }
 
     /// The handles of the child this callback's handle belongs to (`None`: not a child's,
@@ -1064,7 +1060,7 @@ impl<'a> Context<'a> {
     /// }
     /// ```
     pub fn child(&self) -> Option<ChildHandles> {
-        let process = self.child.map_or(self.token, |link| link.process);
+        let process = self.child_link().map_or(self.token, |link| link.process);
         match &self.registry.entry(process)?.state {
             State::Process(slot) => Some(slot.handles),
             _ => None,
@@ -1089,7 +1085,7 @@ impl<'a> Context<'a> {
     /// }
     /// ```
     pub fn signal_child(&mut self, signal: i32) -> Result<(), Error> {
-        let process = self.child.map_or(self.token, |link| link.process);
+        let process = self.child_link().map_or(self.token, |link| link.process);
         self.registry.signal_child(process, signal)
     }
 

@@ -151,6 +151,7 @@ pub struct Options {
     pub(crate) max_connections: Option<usize>,
     pub(crate) refusal: Option<Bytes>,
     pub(crate) receive_fds: bool,
+    pub(crate) reuse_port: bool,
 }
 
 impl Default for Options {
@@ -176,6 +177,7 @@ impl Default for Options {
             max_connections: None,
             refusal: None,
             receive_fds: false,
+            reuse_port: false,
         }
     }
 }
@@ -507,6 +509,32 @@ impl Options {
     /// ```
     pub fn receive_fds(mut self, on: bool) -> Options {
         self.receive_fds = on;
+        self
+    }
+
+    /// `SO_REUSEPORT` on a TCP listener or UDP socket this reactor opens (`listen`,
+    /// `listen_with`, `bind`): several sockets, one per reactor thread or per process, bind
+    /// the same address and the kernel spreads new connections (or datagrams) over them by
+    /// a hash of the peer's address. Every socket on the address must set it, and be of the
+    /// same user. Off by default. See [`ReactorGroup`](crate::ReactorGroup) for one reactor
+    /// per core.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Server;
+    /// impl Handler for Server {}
+    ///
+    /// let (mut first, mut second) = (Reactor::new()?, Reactor::new()?);
+    /// let a = first.listen_with("127.0.0.1:0", Options::new().reuse_port(true), Server)?;
+    /// let addr = first.local_addr(a)?;
+    /// // The same address again: the kernel balances between the two listeners.
+    /// second.listen_with(addr, Options::new().reuse_port(true), Server)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn reuse_port(mut self, on: bool) -> Options {
+        self.reuse_port = on;
         self
     }
 

@@ -9,7 +9,10 @@
 //!
 //! **Receiving** is opt-in ([`Options::receive_fds`](crate::Options::receive_fds)): such a
 //! stream reads with `recvmsg`, and descriptors that came go to `on_fds` before any byte
-//! that came with them reaches `on_read`. On every other handle the kernel closes
+//! that came with them reaches `on_read`. A read that brought descriptors ends after their
+//! bytes (the kernel keeps each batch with its own), so a short read proves nothing on
+//! such a stream: it never takes one as the end of what is waiting (`short_read_drains`
+//! is off), and reads until `EAGAIN`. On every other handle the kernel closes
 //! descriptors a peer sends, so a peer cannot make the reactor hold any.
 
 use std::collections::HashMap;
@@ -188,10 +191,36 @@ impl Registry {
     }
 }
 
+/// Descriptors the last read of a `receive_fds` stream brought, until they are delivered
+/// (a reactor field, so that reads without descriptors carry nothing of them).
+#[derive(Default)]
+pub(crate) struct PassedFds {
+    fds: Vec<OwnedFd>,
+    /// More came than one read takes; the kernel closed the rest.
+    cut: bool,
+}
+
+impl PassedFds {
+    /// One `recvmsg` into `buf`, keeping what descriptors came.
+    pub(crate) fn recv(&mut self, socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        let (n, cut) = sys::rights::recv_with_fds(socket, buf, &mut self.fds)?;
+        self.cut |= cut;
+        Ok(n)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.fds.is_empty() && !self.cut
+    }
+}
+
 impl Reactor {
-    /// Hands descriptors that came with a read to `on_fds` (before the read's bytes); a
-    /// batch the kernel cut short is reported too.
-    pub(crate) fn deliver_fds(&mut self, token: Token, fds: Vec<OwnedFd>, cut: bool) {
+    /// Hands the descriptors that came with a read to `on_fds` (before the read's bytes);
+    /// a batch the kernel cut short is reported too.
+    pub(crate) fn deliver_fds(&mut self, token: Token) {
+        if self.passed.is_empty() {
+            return;
+        }
+        let PassedFds { fds, cut } = std::mem::take(&mut self.passed);
         if cut {
             let error = io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -92,7 +92,7 @@ impl Reactor {
         let State::Listener(state) = &mut entry.state else {
             return;
         };
-        if state.seats.get() >= state.limit {
+        if state.seats.count() >= state.limit {
             state.refused += 1;
             let refusal = entry.options.refusal.clone();
             log::debug!(
@@ -103,7 +103,7 @@ impl Reactor {
             self.registry.refuse(conn, transport, refusal);
             return;
         }
-        let seat = Seat::take(&state.seats);
+        let seat = state.seats.take();
         let (options, transport) = (entry.options.clone(), entry.transport);
         let credentials = match transport {
             Transport::Unix => Credentials::of(conn.as_fd()).ok(),
@@ -170,7 +170,7 @@ impl Registry {
     /// once, a refusal is written (best effort) and closed at once, so a flood of refused
     /// connections cannot hold descriptors either.
     fn refuse(&mut self, conn: OwnedFd, transport: Transport, refusal: Option<Bytes>) {
-        if self.refusals.get() >= LINGERING_REFUSALS {
+        if self.refusals.count() >= LINGERING_REFUSALS {
             if let Some(message) = refusal {
                 let _ = sys::fd::send_vectored(conn.as_fd(), &[std::io::IoSlice::new(&message)]);
             }
@@ -182,7 +182,7 @@ impl Registry {
         let mut entry = Entry::new(shape, Some(conn), options, true);
         entry.sole_owner = true;
         if let State::Stream(stream) = &mut entry.state {
-            stream._seat = Some(Seat::take(&self.refusals));
+            stream._seat = Some(self.refusals.take());
         }
         let Ok(token) = self.insert(entry, Box::new(Refused)) else {
             return;

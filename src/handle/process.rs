@@ -297,7 +297,11 @@ impl Reactor {
                 slot.child = None;
                 slot.status = Some(status);
                 let (stdin, waiting) = (slot.handles.stdin, slot.pipes_open);
-                // Level-triggered backends: a reaped child's pidfd stays readable.
+                // A reaped child's pidfd stays readable and says nothing more: stop
+                // watching it (level-triggered backends would report it every turn).
+                if let Some(entry) = self.registry.entry_mut(token) {
+                    entry.paused = true;
+                }
                 self.registry.update_interest(token);
                 // Nobody reads the child's input any more.
                 if let Some(stdin) = stdin.filter(|&t| self.registry.entry(t).is_some()) {
@@ -356,11 +360,13 @@ impl ChildPart {
             process: self.process.unwrap_or(ctx.token()),
             stdio: self.stdio,
         };
-        let before = ctx.set_child(Some(link));
+        let token = ctx.token();
+        let before = ctx.registry_mut().child_link.replace((token, link));
         // Callbacks never nest, so the handler is never borrowed already; a panic in `f`
-        // unwinds through the borrow and releases it.
+        // unwinds through the borrow and releases it (and leaves a link that names only
+        // the handle it killed).
         let result = f(&mut **self.shared.borrow_mut(), ctx);
-        ctx.set_child(before);
+        ctx.registry_mut().child_link = before;
         result
     }
 }

@@ -8,10 +8,11 @@
 //! Nothing here does I/O or calls a handler; the kind files drive, the registry manages
 //! slots and lifecycles.
 
-use std::cell::Cell;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::datagram_queue::DatagramQueue;
@@ -126,7 +127,7 @@ pub(crate) struct Listener {
     /// A Unix socket path this listener bound, removed when it closes.
     pub(crate) bound_path: Option<PathBuf>,
     /// Its connections still open: each holds a [`Seat`] of this count.
-    pub(crate) seats: Rc<Cell<usize>>,
+    pub(crate) seats: Seats,
     /// Connections refused past the limit.
     pub(crate) refused: u64,
     /// The connection limit, resolved when the listener opened (`Options::connection_limit`
@@ -134,21 +135,31 @@ pub(crate) struct Listener {
     pub(crate) limit: usize,
 }
 
-/// One open connection's place in its listener's count; given back when the slot is
-/// dropped, on every close path.
-pub(crate) struct Seat(Rc<Cell<usize>>);
+/// A count of open connections (a listener's, a reactor group worker's), each holding a
+/// [`Seat`] in it. Atomic, so that another thread can read it (a group's acceptor picks
+/// the worker with the fewest); it changes once per connection, never per message.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct Seats(Arc<AtomicUsize>);
 
-impl Seat {
-    /// Takes a place in `seats`.
-    pub(crate) fn take(seats: &Rc<Cell<usize>>) -> Seat {
-        seats.set(seats.get() + 1);
-        Seat(seats.clone())
+impl Seats {
+    pub(crate) fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Takes a place, given back when the seat is dropped.
+    pub(crate) fn take(&self) -> Seat {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Seat(self.0.clone())
     }
 }
 
+/// One open connection's place in a count; given back when the slot is dropped, on every
+/// close path.
+pub(crate) struct Seat(Arc<AtomicUsize>);
+
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -214,7 +225,8 @@ impl Entry {
                 connected,
                 eof: false,
                 watch_writable: options.manual_write,
-                short_read_drains: shape.short_read_drains,
+                // A read that brought descriptors is short yet may leave more (fd_passing.rs).
+                short_read_drains: shape.short_read_drains && !options.receive_fds,
                 active_at: 0,
                 sent_at: 0,
                 record_at: 0,
@@ -303,8 +315,6 @@ impl Entry {
         let held = match &self.state {
             State::Listener(listener) => listener.backoff,
             State::Stream(stream) => stream.above_high,
-            // Reaped: its pidfd stays readable and says nothing more.
-            State::Process(slot) => slot.reaped(),
             _ => false,
         };
         self.life == Life::Open && self.connected() && self.readable_end && !self.paused && !held

@@ -201,15 +201,10 @@ impl Reactor {
         let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
             return;
         };
-        let mut fds = Vec::new();
-        let mut cut = false;
         let read = if entry.options.receive_fds {
-            sys::rights::recv_with_fds(fd.as_fd(), &mut self.read_buf[..read_size], &mut fds).map(
-                |(n, truncated)| {
-                    cut = truncated;
-                    n
-                },
-            )
+            // Descriptors that come wait in `self.passed` until the bytes are delivered.
+            self.passed
+                .recv(fd.as_fd(), &mut self.read_buf[..read_size])
         } else {
             sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size])
         };
@@ -229,17 +224,14 @@ impl Reactor {
                 stream.active_at = now;
                 // With edge triggering a short read means the socket is empty now; if a FIN
                 // came with the data, read on to see the end of stream.
-                // A read that brought descriptors stops after their bytes (the kernel keeps
-                // each batch with its own): short, yet more may wait.
                 let drained = n < read_size
-                    && fds.is_empty()
                     && (entry.trigger == Trigger::Level
                         || (stream.short_read_drains && !entry.ready.read_closed));
                 if drained {
                     entry.ready.readable = false;
                 }
-                if !fds.is_empty() || cut {
-                    self.deliver_fds(token, fds, cut);
+                if entry.options.receive_fds {
+                    self.deliver_fds(token);
                 }
                 self.deliver_read(token, n);
                 if self.registry.buflen(token) >= EARLY_FLUSH {
@@ -473,10 +465,6 @@ impl Registry {
         let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
             return Flushed::Idle;
         };
-        if stream.attached {
-            // Descriptors wait in the queue: their bytes must go in a write of their own.
-            return self.write_attached(token);
-        }
         let socket = entry.transport.is_socket();
         loop {
             let result = match stream.output.contiguous() {

@@ -28,6 +28,7 @@ use std::time::Duration;
 use handoff::Handoffs;
 use registry::Registry;
 
+use crate::handle::fd_passing::PassedFds;
 use crate::handover::Offer;
 use crate::selector::{self, Readiness};
 use crate::{
@@ -66,6 +67,8 @@ pub struct Reactor {
     pub(crate) handoffs: Handoffs,
     /// The one read buffer shared by every handle.
     pub(crate) read_buf: Vec<u8>,
+    /// Descriptors a `receive_fds` read brought, on their way to `on_fds`.
+    pub(crate) passed: PassedFds,
     events: Vec<Readiness>,
     flushing: Vec<Token>,
     /// Where a datagram handle's `recvmmsg` reports lengths and senders (reused).
@@ -107,6 +110,7 @@ impl Reactor {
             registry: Registry::new(selector),
             handoffs: Handoffs::default(),
             read_buf: Vec::new(),
+            passed: PassedFds::default(),
             events: Vec::with_capacity(1024),
             flushing: Vec::new(),
             received: Vec::new(),

@@ -30,6 +30,7 @@ impl Registry {
             Endpoint::Tcp(addr) => {
                 let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
                 socket.set_reuse_address(true)?;
+                socket.set_reuse_port(options.reuse_port)?;
                 socket.bind(&addr.into())?;
                 socket.listen(libc::SOMAXCONN)?;
                 (
@@ -40,6 +41,7 @@ impl Registry {
             }
             Endpoint::Udp(addr) => {
                 let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+                socket.set_reuse_port(options.reuse_port)?;
                 socket.bind(&addr.into())?;
                 (
                     Shape::socket(Kind::Datagram, Transport::Udp),

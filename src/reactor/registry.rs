@@ -9,12 +9,10 @@
 //! remove or add any handle, itself included, from inside any callback.
 
 use std::any::Any;
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -22,10 +20,12 @@ use bytes::Bytes;
 use slab::Slab;
 use socket2::SockRef;
 
+use crate::context::ChildLink;
 use crate::deadline::{millis, reached, Clock};
 use crate::handle::buffer_pool::BufferPool;
 use crate::handle::fd_passing::Attachments;
 use crate::handle::process::Orphans;
+use crate::handle::slot::Seats;
 use crate::handle::{Entry, Kind, Life, State};
 use crate::selector::{Selector, Trigger};
 use crate::timer::{TimerPurpose, Timers};
@@ -71,6 +71,8 @@ pub(crate) struct Registry {
     pub(crate) closed_pump: Option<(Token, PumpStats)>,
     /// Killed children not reaped yet (see `handle/process.rs`).
     pub(crate) orphans: Orphans,
+    /// Which spawned child's handle the running callback is for (see `Context::stdio`).
+    pub(crate) child_link: Option<(Token, ChildLink)>,
     /// Descriptors queued by `send_fds`, waiting for their bytes' turn.
     pub(crate) attachments: Attachments,
     next_generation: u32,
@@ -79,7 +81,7 @@ pub(crate) struct Registry {
     /// The coarse clock handles' activity is stamped with.
     pub(crate) clock: Clock,
     /// Refused connections still closing (see `handle/listener.rs`).
-    pub(crate) refusals: Rc<Cell<usize>>,
+    pub(crate) refusals: Seats,
     /// A graceful shutdown under way: when its grace time ends, on the clock.
     pub(crate) shutdown_until: Option<u32>,
     /// How often the deadlines are swept (a quarter of the shortest in use, 10 to 500 ms),
@@ -107,10 +109,11 @@ impl Registry {
             closed_pump: None,
             orphans: Orphans::default(),
             attachments: Attachments::default(),
+            child_link: None,
             next_generation: 0,
             id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
             clock: Clock::new(),
-            refusals: Rc::default(),
+            refusals: Seats::default(),
             shutdown_until: None,
             sweep_every: None,
             next_sweep: 0,

@@ -56,13 +56,13 @@ impl Reactor {
         let mut woken = false;
         for i in 0..self.events.len() {
             let event = self.events[i];
-            if event.key == WAKER_KEY {
+            if event.key < ORPHANS_KEY {
+                self.take_readiness(event);
+            } else if event.key == WAKER_KEY {
                 woken = true;
-            } else if event.key == ORPHANS_KEY {
+            } else {
                 let registry = &mut self.registry;
                 registry.orphans.reap(&*registry.selector);
-            } else {
-                self.take_readiness(event);
             }
         }
         if woken {
@@ -206,6 +206,8 @@ impl Reactor {
         let level = entry.trigger == Trigger::Level;
         let watermarks = entry.options.watermarks.is_some();
         let outcome = match entry.state {
+            // Descriptors wait in the queue: their bytes must go in writes of their own.
+            State::Stream(ref stream) if stream.attached => self.registry.write_attached(token),
             State::Stream(_) => self.registry.write_stream(token),
             _ => self.registry.write_datagrams(token),
         };

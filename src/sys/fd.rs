@@ -14,6 +14,7 @@ use socket2::SockAddr;
 use crate::handle::datagram_queue::{Message, SEND_DATAGRAMS, SEND_MESSAGES};
 
 /// Reads once into `buf`. Returns `Ok(0)` at end of stream.
+#[inline]
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the whole call and
     // `fd` is a live descriptor borrowed for the call.
