@@ -11,7 +11,8 @@
 //! - [`pidfd`] (Linux 5.3+): watching and signalling a child process by descriptor.
 //! - [`poll`]: poll(2), for the level-triggered backend.
 //! - [`rights`]: passing descriptors over Unix sockets (`SCM_RIGHTS`).
-//! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under.
+//! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under, and CPU
+//!   affinity for a reactor group's threads.
 
 pub(crate) mod epoll;
 pub(crate) mod errqueue;

@@ -1,4 +1,5 @@
-//! Scheduling policy of the calling thread (Linux only).
+//! Scheduling of the calling thread (Linux only): the `SCHED_BATCH` policy of pump threads,
+//! and the CPU affinity a reactor group pins its threads with.
 //!
 //! Pump threads run under `SCHED_BATCH`: when a packet wakes one while the reactor thread
 //! is running on the same CPU, the woken thread does not preempt it, but waits for the
@@ -19,4 +20,33 @@ pub(crate) fn set_batch_policy() -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The CPUs the calling thread may run on, in order (its affinity mask).
+pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: an all-zero cpu_set_t is an empty set; sched_getaffinity writes at most
+    // `size_of::<cpu_set_t>()` bytes into it; CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect())
+    }
+}
+
+/// Pins the calling thread to `cpu`.
+pub(crate) fn pin_to(cpu: usize) -> io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is an empty set; CPU_SET writes one bit of it (cpu is
+    // below CPU_SETSIZE, checked by the caller's allowed list); sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
