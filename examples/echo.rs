@@ -1,6 +1,7 @@
 //! TCP echo server: everything a client sends comes back.
 //!
 //!     cargo run --release --example echo -- [ADDR] [--idle-timeout SECS] [--takeover PATH]
+//!                                            [--threads N [--pin] [--spread kernel|fewest]]
 //!
 //! ADDR defaults to 127.0.0.1:7007; `--help` lists the options and their defaults. Try it
 //! with `nc 127.0.0.1 7007`.
@@ -10,6 +11,11 @@
 //! beside it takes the socket over (ADDR is ignored then), starts accepting, and the old
 //! one finishes its connections and exits. Run the same command again for the next
 //! restart.
+//!
+//! `--threads N` serves on N reactor threads (a `ReactorGroup`): each with its own
+//! `SO_REUSEPORT` listener (`--spread kernel`, the default), or one acceptor that hands
+//! each connection to the thread with the fewest (`--spread fewest`, even for long-lived
+//! connections). `--pin` pins thread i to the i-th CPU.
 //!
 //! SIGTERM or SIGINT (or a takeover) stops accepting and lets each client finish: an echo
 //! has no goodbye to say, so a connection closes when its client closes it, within 10 s.
@@ -22,7 +28,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use eventmux::{Context, Handler, Incoming, Options, Reactor};
+use eventmux::{Context, Handler, Incoming, Options, Reactor, ReactorGroup, Spread};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7007";
 /// Idle deadline unless `--idle-timeout` says otherwise.
@@ -61,22 +67,39 @@ mod cli;
 
 fn usage() -> String {
     format!(
-        "usage: echo [ADDR] [--idle-timeout SECS] [--takeover PATH]
+        "usage: echo [ADDR] [--idle-timeout SECS] [--takeover PATH] [--threads N] [--pin]
+            [--spread kernel|fewest]
 
   ADDR                  address to listen on (default {DEFAULT_ADDR})
   --idle-timeout SECS   close a connection silent this long, 0 for never (default {})
   --takeover PATH       take the listener over from the echo offering it at the Unix
                         socket PATH (if any), then offer it there for the next one
-",
-        DEFAULT_IDLE.as_secs()
+                        (one thread only)
+  --spread kernel|fewest
+                        with --threads: an SO_REUSEPORT listener per thread, or one
+                        acceptor handing connections to the least busy (default kernel)
+{}",
+        DEFAULT_IDLE.as_secs(),
+        cli::cores_usage(24)
     )
 }
 
 fn main() -> std::io::Result<()> {
     let mut idle = Some(DEFAULT_IDLE);
     let mut takeover = None;
+    let (mut cores, mut spread) = (cli::Cores::default(), Spread::Kernel);
     let addr = cli::parse("echo", &usage(), DEFAULT_ADDR, |flag, value| {
+        if cores.option(flag, value)? {
+            return Ok(true);
+        }
         match flag {
+            "--spread" => {
+                spread = match value.next().as_deref() {
+                    Some("kernel") => Spread::Kernel,
+                    Some("fewest") => Spread::FewestConnections,
+                    _ => return Err("--spread takes kernel or fewest".into()),
+                }
+            }
             "--idle-timeout" => idle = cli::seconds(flag, value.next())?,
             "--takeover" => {
                 takeover = Some(value.next().ok_or("--takeover takes a socket path")?);
@@ -85,9 +108,25 @@ fn main() -> std::io::Result<()> {
         }
         Ok(true)
     });
-    let options = Options::new()
-        .idle_timeout(idle)
-        .watermarks(HIGH_WATER, LOW_WATER);
+    let options = move || {
+        Options::new()
+            .idle_timeout(idle)
+            .watermarks(HIGH_WATER, LOW_WATER)
+    };
+    if cores.threads > 1 {
+        if takeover.is_some() {
+            eprint!("echo: --takeover works with one thread\n{}", usage());
+            std::process::exit(2);
+        }
+        let group = ReactorGroup::builder(cores.threads)
+            .pin(cores.pin)
+            .listen(&addr, spread, options, |_| Some(Box::new(Echo)))
+            .start(|_, _| Ok(()))?;
+        println!("listening on {}", group.local_addr(0));
+        std::io::stdout().flush()?;
+        return cli::run_group(group);
+    }
+    let options = options();
     let mut reactor = Reactor::new()?;
     // Taking over from a running echo, or started by a supervisor (systemd's socket
     // activation): serve the socket passed; otherwise listen afresh.

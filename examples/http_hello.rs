@@ -4,10 +4,14 @@
 //!
 //!     cargo run --release --example http_hello -- [ADDR] [--request-timeout SECS]
 //!         [--keepalive-timeout SECS] [--max-head BYTES] [--max-body BYTES] [--busy-poll-us N]
+//!         [--threads N] [--pin]
 //!
 //! ADDR defaults to 127.0.0.1:8080; `--help` lists the options and their defaults. The
 //! reactor busy-polls for 200 µs after each busy turn (`Reactor::set_busy_poll`), as a
 //! server on a dedicated core can afford; `--busy-poll-us 0` turns that off.
+//!
+//! `--threads N` serves on N reactor threads, each with its own `SO_REUSEPORT` listener
+//! (as nginx's workers do with `reuseport`); `--pin` pins thread i to the i-th CPU.
 //!
 //! Try it with `curl -v http://127.0.0.1:8080/` or `wrk -c 50 http://127.0.0.1:8080/`.
 //! Framing (`Framing::http()`, bounded here) hands the handler one whole request at a time,
@@ -25,7 +29,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use eventmux::framing::{Decoder, Frame, FrameError, Framing};
-use eventmux::{Context, Deadline, Error, Handler, Incoming, Options, Reactor, Token};
+use eventmux::{
+    Context, Deadline, Error, Handler, Incoming, Options, Reactor, ReactorGroup, Spread, Token,
+};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 const BODY: &[u8] = b"Hello, world!\n";
@@ -280,7 +286,12 @@ impl Handler for Server {
 
 /// Opens the server on `addr`; returns the listener's token.
 pub fn start(reactor: &mut Reactor, addr: &str, config: &Config) -> std::io::Result<Token> {
-    let options = Options::new()
+    reactor.listen_with(addr, options(config), Server)
+}
+
+/// The listener's options: the framing and the bounds of `config`.
+fn options(config: &Config) -> Options {
+    Options::new()
         .framing(Framing::custom(Requests::new(config)))
         // The decoder bounds head and body; this bounds what neither covers, a chunked
         // body's trailers (given as much room as a head).
@@ -291,8 +302,7 @@ pub fn start(reactor: &mut Reactor, addr: &str, config: &Config) -> std::io::Res
                 .saturating_add(config.max_body),
         )
         .record_timeout(config.request_timeout)
-        .idle_timeout(config.keepalive_timeout);
-    reactor.listen_with(addr, options, Server)
+        .idle_timeout(config.keepalive_timeout)
 }
 
 #[path = "cli/mod.rs"]
@@ -312,12 +322,13 @@ fn usage() -> String {
   --max-body BYTES           longest request body, else 413 (default {})
   --busy-poll-us N           busy-poll this long after a busy turn, 0 for not at all
                              (default {})
-",
+{}",
         secs(config.request_timeout),
         secs(config.keepalive_timeout),
         config.max_head,
         config.max_body,
         DEFAULT_BUSY_POLL.as_micros(),
+        cli::cores_usage(29),
     )
 }
 
@@ -331,7 +342,11 @@ fn bytes(flag: &str, value: Option<String>) -> Result<usize, String> {
 #[allow(dead_code)] // tests include this file for `start`
 fn main() -> std::io::Result<()> {
     let (mut config, mut busy_poll) = (Config::default(), DEFAULT_BUSY_POLL);
+    let mut cores = cli::Cores::default();
     let addr = cli::parse("http_hello", &usage(), DEFAULT_ADDR, |flag, value| {
+        if cores.option(flag, value)? {
+            return Ok(true);
+        }
         match flag {
             "--request-timeout" => config.request_timeout = cli::seconds(flag, value.next())?,
             "--keepalive-timeout" => config.keepalive_timeout = cli::seconds(flag, value.next())?,
@@ -342,6 +357,23 @@ fn main() -> std::io::Result<()> {
         }
         Ok(true)
     });
+    if cores.threads > 1 {
+        let group = ReactorGroup::builder(cores.threads)
+            .pin(cores.pin)
+            .listen(
+                &addr,
+                Spread::Kernel,
+                move || options(&config),
+                |_| Some(Box::new(Connection::default())),
+            )
+            .start(move |reactor, _| {
+                reactor.set_busy_poll(busy_poll);
+                Ok(())
+            })?;
+        println!("listening on {}", group.local_addr(0));
+        std::io::stdout().flush()?;
+        return cli::run_group(group);
+    }
     let mut reactor = Reactor::new()?;
     reactor.set_busy_poll(busy_poll);
     let listener = start(&mut reactor, &addr, &config)?;

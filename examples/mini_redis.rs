@@ -13,7 +13,9 @@
 //! EXPIRE, TTL, DBSIZE, FLUSHALL, plus what clients send at start-up (CONFIG GET, COMMAND,
 //! CLIENT, SELECT, INFO, QUIT). Framing splits the stream into whole commands, so the
 //! handler only parses arguments and writes replies; all connections share one keyspace
-//! (one thread, no locks). A malformed request gets `-ERR Protocol error` and closes only
+//! (one thread, no locks). It stays single-threaded, as redis does: one keyspace behind
+//! one reactor needs no locks, and there is no `--threads` (to use more cores, run one
+//! instance per core on its own port, as redis users do). A malformed request gets `-ERR Protocol error` and closes only
 //! its own connection; so does one larger than `MAX_REQUEST`.
 //!
 //! Against hostile clients it does what redis does: past `maxclients` (10000) connections
@@ -810,6 +812,8 @@ fn usage() -> String {
                     (default {DEFAULT_MAX_CLIENTS})
   --timeout SECS    close a client idle this long, 0 for never (default 0)
   --busy-poll-us N  busy-poll this long after a busy turn, 0 for not at all (default {})
+
+One thread, like redis: no --threads (run one instance per core to use more).
 ",
         DEFAULT_BUSY_POLL.as_micros()
     )

@@ -17,25 +17,30 @@ import sys
 import tempfile
 import time
 
-# name, how its client connects (tcp, udp or unix)
+# name, how its client connects (tcp, udp or unix), extra arguments
 SERVERS = [
-    ("echo", "tcp"),
-    ("chat", "tcp"),
-    ("lenprefix_echo", "tcp"),
-    ("mini_redis", "tcp"),
-    ("http_hello", "tcp"),
-    ("udp_echo", "udp"),
-    ("udp_echo_plain", "udp"),
-    ("unix_echo", "unix"),
+    ("echo", "tcp", []),
+    ("echo", "tcp", ["--threads", "2"]),
+    ("echo", "tcp", ["--threads", "2", "--spread", "fewest"]),
+    ("chat", "tcp", []),
+    ("lenprefix_echo", "tcp", []),
+    ("mini_redis", "tcp", []),
+    ("http_hello", "tcp", []),
+    ("http_hello", "tcp", ["--threads", "2", "--pin"]),
+    ("udp_echo", "udp", []),
+    ("udp_echo", "udp", ["--threads", "2"]),
+    ("udp_echo_plain", "udp", []),
+    ("unix_echo", "unix", []),
 ]
 
 
-def check_server(directory, name, family, signum):
+def check_server(directory, name, family, extra, signum):
+    label = " ".join([name] + extra)
     if family == "unix":
         addr = os.path.join(tempfile.mkdtemp(), f"{name}.sock")
     else:
         addr = "127.0.0.1:0"
-    proc = subprocess.Popen([os.path.join(directory, name), addr],
+    proc = subprocess.Popen([os.path.join(directory, name), addr] + extra,
                             stdout=subprocess.PIPE, text=True)
     bound = None
     for line in proc.stdout:
@@ -43,14 +48,21 @@ def check_server(directory, name, family, signum):
             bound = line.split("listening on ", 1)[1].strip()
             break
     if bound is None:
-        return f"{name}: exited before `listening on`"
+        return f"{label}: exited before `listening on`"
     if family == "tcp":
         host, port = bound.rsplit(":", 1)
         client = socket.create_connection((host, int(port)), timeout=5)
+        if name == "echo":  # it answers, on whichever thread serves it
+            client.sendall(b"ping")
+            if client.recv(4) != b"ping":
+                return f"{label}: no echo"
     elif family == "udp":
         host, port = bound.rsplit(":", 1)
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(5)
         client.sendto(b"ping", (host, int(port)))
+        if client.recvfrom(16)[0] != b"ping":
+            return f"{label}: no echo"
     else:
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.connect(bound.removeprefix("unix://"))
@@ -62,12 +74,12 @@ def check_server(directory, name, family, signum):
         status = proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-        return f"{name}: still running 20 s after {signal.Signals(signum).name}"
+        return f"{label}: still running 20 s after {signal.Signals(signum).name}"
     rest = proc.stdout.read()
     if "shutting down" not in rest:
-        return f"{name}: no `shutting down` after {signal.Signals(signum).name} (printed {rest!r})"
+        return f"{label}: no `shutting down` after {signal.Signals(signum).name} (printed {rest!r})"
     if status != 0:
-        return f"{name}: exit status {status} after {signal.Signals(signum).name}"
+        return f"{label}: exit status {status} after {signal.Signals(signum).name}"
     return None
 
 
@@ -85,10 +97,11 @@ def check_pipe_child(directory):
 def main():
     directory = sys.argv[1] if len(sys.argv) > 1 else "target/debug/examples"
     failures = []
-    for name, family in SERVERS:
+    for name, family, extra in SERVERS:
         for signum in (signal.SIGTERM, signal.SIGINT):
-            problem = check_server(directory, name, family, signum)
-            print(f"{name} {signal.Signals(signum).name}: {problem or 'drained, exit 0'}")
+            problem = check_server(directory, name, family, extra, signum)
+            label = " ".join([name] + extra)
+            print(f"{label} {signal.Signals(signum).name}: {problem or 'drained, exit 0'}")
             if problem:
                 failures.append(problem)
     problem = check_pipe_child(directory)

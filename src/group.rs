@@ -496,6 +496,25 @@ impl ReactorGroup {
         }
     }
 
+    /// Whether every thread of the group has ended (after `stop` or `shutdown`, or a
+    /// panic under [`PanicPolicy::Propagate`] in each).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let group = eventmux::ReactorGroup::builder(2).start(|_, _| Ok(()))?;
+    /// assert!(!group.is_finished());
+    /// group.stop();
+    /// while !group.is_finished() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        let acceptor = self.acceptor.iter().filter_map(|(_, t)| t.as_ref());
+        let workers = self.workers.iter().filter_map(|w| w.thread.as_ref());
+        acceptor.chain(workers).all(JoinHandle::is_finished)
+    }
+
     /// Waits for every thread of the group to end (after `stop` or `shutdown`). Returns the
     /// first error a reactor's `run()` returned, or the panic of one that panicked (under
     /// [`PanicPolicy::Propagate`]), naming its thread.

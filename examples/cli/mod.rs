@@ -100,3 +100,99 @@ impl eventmux::Handler for Drain {
     /// Stays open through the drain, so that a second signal can force the end.
     fn on_shutdown(&mut self, _ctx: &mut eventmux::Context<'_>) {}
 }
+
+/// How many reactor threads a server runs, and whether they are pinned: `--threads N` and
+/// `--pin`, for the examples that scale over cores.
+#[derive(Copy, Clone, Debug)]
+pub struct Cores {
+    pub threads: usize,
+    pub pin: bool,
+}
+
+impl Default for Cores {
+    fn default() -> Cores {
+        Cores {
+            threads: 1,
+            pin: false,
+        }
+    }
+}
+
+/// The usage lines of [`Cores`]'s options, their descriptions starting at `column`.
+pub fn cores_usage(column: usize) -> String {
+    [
+        (
+            "--threads N",
+            "reactor threads, one per core at most (default 1)",
+        ),
+        (
+            "--pin",
+            "pin reactor thread i to the i-th CPU (default off)",
+        ),
+    ]
+    .iter()
+    .map(|(flag, what)| format!("  {flag:<width$}{what}\n", width = column - 2))
+    .collect()
+}
+
+impl Cores {
+    /// Takes `--threads N` or `--pin`; says whether `flag` was one of them.
+    pub fn option(
+        &mut self,
+        flag: &str,
+        value: &mut dyn Iterator<Item = String>,
+    ) -> Result<bool, String> {
+        match flag {
+            "--threads" => self.threads = count(flag, value.next())?,
+            "--pin" => self.pin = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Runs a reactor group until SIGTERM or SIGINT: the first prints `shutting down` and
+/// drains every reactor (its connections finish within [`DRAIN_GRACE`]); a second one
+/// forces the end. Returns once every thread has ended.
+pub fn run_group(group: eventmux::ReactorGroup) -> std::io::Result<()> {
+    use std::rc::Rc;
+    let group = Rc::new(group);
+    let mut signals = eventmux::Reactor::new()?;
+    signals.signals(
+        &[libc::SIGTERM, libc::SIGINT],
+        DrainGroup {
+            group: group.clone(),
+            asked: false,
+        },
+    )?;
+    while !group.is_finished() {
+        signals.run_once(Some(Duration::from_millis(50)))?;
+    }
+    drop(signals);
+    match Rc::try_unwrap(group) {
+        Ok(group) => group.join(),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The signal handler of [`run_group`].
+struct DrainGroup {
+    group: std::rc::Rc<eventmux::ReactorGroup>,
+    asked: bool,
+}
+
+impl eventmux::Handler for DrainGroup {
+    fn on_signal(&mut self, _ctx: &mut eventmux::Context<'_>, _signal: &eventmux::Signal) {
+        let grace = if self.asked {
+            println!("shutting down now");
+            Duration::ZERO
+        } else {
+            println!("shutting down");
+            self.asked = true;
+            DRAIN_GRACE
+        };
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        self.group.shutdown(grace);
+    }
+}
