@@ -367,6 +367,10 @@ impl<'a> Context<'a> {
     /// [`Options::linger`]; `on_sent` (for the drain), `on_closing` and `on_close` follow.
     /// The handle's timers are cancelled at once. Closing twice is harmless.
     ///
+    /// Closed inside `on_read`, a framed stream delivers no further record, not even the
+    /// rest of the same read: those bytes, unframed, go to `on_read_last` as the handle
+    /// closes (with whatever incomplete record was buffered).
+    ///
     /// ```
     /// use eventmux::{Context, Handler};
     ///

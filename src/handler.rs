@@ -156,8 +156,9 @@ impl Incoming {
 /// [`Reactor`](crate::Reactor); the reactor calls it on the reactor thread, one callback
 /// at a time, each with a [`Context`] to act on this handle and on any other.
 ///
-/// A panic in a callback is caught: by default the handle is killed (`on_close` gets
-/// [`CloseReason::Panicked`]) and the loop goes on; see [`PanicPolicy`](crate::PanicPolicy).
+/// A panic in a callback is caught: by default the handle is closed, what it had queued
+/// still written (`on_close` gets [`CloseReason::Panicked`]), and the loop goes on; see
+/// [`PanicPolicy`](crate::PanicPolicy).
 ///
 /// ```
 /// use eventmux::{Context, Handler};

@@ -1,16 +1,17 @@
-//! FixedSize: records of exactly `n` bytes.
+//! FixedSize: records of exactly `n` bytes; `fixed(0)` is one empty record.
 
 use super::{Decoder, Frame, FrameError};
 
 #[derive(Copy, Clone)]
 pub(crate) struct Fixed {
     n: usize,
+    /// `fixed(0)` has handed over its one empty record.
+    spent: bool,
 }
 
 impl Fixed {
     pub(crate) fn new(n: usize) -> Fixed {
-        assert!(n > 0, "a fixed record size cannot be 0");
-        Fixed { n }
+        Fixed { n, spent: false }
     }
 }
 
@@ -22,11 +23,15 @@ impl Decoder for Fixed {
                 limit,
             });
         }
+        if self.n == 0 {
+            let first = !std::mem::replace(&mut self.spent, true);
+            return Ok(first.then(|| Frame::new(0..0, 0)));
+        }
         Ok((buf.len() >= self.n).then(|| Frame::new(0..self.n, self.n)))
     }
 
     fn fresh(&self) -> Box<dyn Decoder> {
-        Box::new(*self)
+        Box::new(Fixed::new(self.n))
     }
 }
 

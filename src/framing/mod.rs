@@ -53,7 +53,8 @@ impl Frame {
     }
 
     /// How many bytes from the start of the buffer the record used up (headers, delimiter,
-    /// skipped bytes included). At least 1.
+    /// skipped bytes included). At least 1, except for an empty record that consumes
+    /// nothing (`Frame::new(0..0, 0)`, what [`Framing::fixed`]`(0)` returns once).
     #[inline]
     pub fn consumed(&self) -> usize {
         self.consumed
@@ -61,7 +62,7 @@ impl Frame {
 
     /// Checks a decoder's answer against the `len` bytes it was given.
     pub(crate) fn check(&self, len: usize) -> Result<(), FrameError> {
-        if self.consumed == 0 {
+        if self.consumed == 0 && !self.payload.is_empty() {
             Err(FrameError::NoProgress)
         } else if self.consumed > len
             || self.payload.start > self.payload.end
@@ -90,7 +91,9 @@ pub enum FrameError {
     BadLength(i128),
     /// An HTTP message head could not be parsed.
     BadHttp(String),
-    /// A decoder returned a record that used up no bytes (it would never make progress).
+    /// A decoder returned a non-empty record that used up no bytes, or empty records that
+    /// consume nothing one after another without the handler changing the rule in between
+    /// (it would never make progress).
     NoProgress,
     /// A decoder returned a record reaching past the bytes it was given.
     OutOfBounds,
@@ -118,7 +121,7 @@ impl std::error::Error for FrameError {}
 /// A rule that finds records in a stream.
 ///
 /// The reactor calls [`decode`](Decoder::decode) with the bytes received and not yet
-/// consumed. Until it returns a record, every call sees the same bytes from the start,
+/// consumed, never with an empty buffer. Until it returns a record, every call sees the same bytes from the start,
 /// possibly followed by more; after a record, the next call starts right after the record's
 /// `consumed` bytes. A decoder may therefore remember how far it has already looked (and
 /// should, so that a long record arriving in small pieces is not rescanned each time).
@@ -211,7 +214,18 @@ impl Framing {
         Framing::custom(size)
     }
 
-    /// Records of exactly `n` bytes. Panics if `n` is 0.
+    /// Records of exactly `n` bytes. `fixed(0)` is one empty record, at once: `on_read`
+    /// gets an empty slice, and what follows waits (kept as input, bounded by `max_size`)
+    /// for the handler to set the next rule. That is what a length of 0 read off a header
+    /// (an HTTP body with `Content-Length: 0`, a memcached value of 0 bytes) should give.
+    ///
+    /// ```
+    /// use eventmux::framing::Framing;
+    /// let mut empty = Framing::fixed(0).into_decoder();
+    /// let frame = empty.decode(b"next", usize::MAX).unwrap().unwrap();
+    /// assert_eq!((frame.payload(), frame.consumed()), (0..0, 0));
+    /// assert!(empty.decode(b"next", usize::MAX).unwrap().is_none()); // one record only
+    /// ```
     pub fn fixed(n: usize) -> Framing {
         Framing::custom(fixed::Fixed::new(n))
     }

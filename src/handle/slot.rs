@@ -105,6 +105,9 @@ pub(crate) struct Stream {
     /// Descriptors queued with `send_fds` wait for their place in the output, in the
     /// registry's attachments (kept there: a slot has no room to spare for a rare thing).
     pub(crate) attached: bool,
+    /// Counts `set_framing` calls (wrapping): the delivery loop tells by it whether a
+    /// record that consumed nothing was followed by a new rule.
+    pub(crate) framings: u8,
 }
 
 /// A UDP or Unix datagram socket.
@@ -235,6 +238,7 @@ impl Entry {
                 above_high: false,
                 _seat: None,
                 attached: false,
+                framings: 0,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {
                 output: DatagramQueue::default(),

@@ -56,6 +56,14 @@ enum Next {
     Failed(FrameError),
 }
 
+/// How many times the handle's framing was set (see `Stream::framings`).
+fn framings(registry: &Registry, token: Token) -> u8 {
+    match registry.entry(token).map(|e| &e.state) {
+        Some(State::Stream(stream)) => stream.framings,
+        _ => 0,
+    }
+}
+
 /// Asks the handle's decoder about `data`.
 fn next(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
     let Some(entry) = registry.entry_mut(token).filter(|e| e.wants_read()) else {
@@ -332,7 +340,13 @@ impl Reactor {
                     let payload =
                         &self.read_buf[offset + frame.payload.start..offset + frame.payload.end];
                     offset += frame.consumed;
+                    let before = framings(&self.registry, token);
                     dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
+                    if frame.consumed == 0 && framings(&self.registry, token) == before {
+                        // An empty record that consumed nothing, and the rule is the same:
+                        // asking it again would never end. The rest waits for a new rule.
+                        break;
+                    }
                 }
                 Next::Raw => {
                     let data = &self.read_buf[offset..n];
@@ -386,9 +400,11 @@ impl Reactor {
             let keep_going = match step {
                 Next::Record(frame) => {
                     let payload = &input.as_slice()[frame.payload];
+                    let before = framings(&self.registry, token);
                     dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
                     input.consume(frame.consumed, &mut self.registry.buffers);
-                    true
+                    // An empty record that consumed nothing goes on only under a new rule.
+                    frame.consumed > 0 || framings(&self.registry, token) != before
                 }
                 Next::Raw => {
                     let data = input.as_slice();
@@ -539,6 +555,7 @@ impl Registry {
         match &mut entry.state {
             State::Stream(stream) => {
                 stream.decoder = framing.map(|f| f.decoder);
+                stream.framings = stream.framings.wrapping_add(1);
                 if !stream.input.is_empty() {
                     self.schedule(token);
                 }

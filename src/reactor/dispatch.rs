@@ -3,7 +3,8 @@
 //! A handler is taken out of its slot for the length of a callback, so the callback can be
 //! given a [`Context`] with mutable access to every *other* slot (and to its own slot's
 //! I/O state) without aliasing. A panic is caught at this boundary and handled according to
-//! the reactor's [`PanicPolicy`]; in both policies the panicking handle is killed and the
+//! the reactor's [`PanicPolicy`]; in both policies the panicking handle is closed (what it
+//! had queued is still written, nothing more is delivered to it but the close) and the
 //! loop is left consistent (the policy itself is public vocabulary, in `panic_policy.rs`).
 
 use std::any::Any;
@@ -68,8 +69,11 @@ fn panicked(registry: &mut Registry, token: Token, payload: Box<dyn Any + Send>)
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(non-string payload)");
-    log::error!("{token}: handler panicked: {message}; the handle is killed");
-    registry.kill(token, CloseReason::Panicked);
+    log::error!("{token}: handler panicked: {message}; the handle is closed");
+    // What the handler queued before it panicked is still written (its state may be broken,
+    // its replies are not); nothing more is read or delivered to it but the close.
+    // A handle already closing goes on closing.
+    registry.close_with(token, CloseReason::Panicked);
     if registry.panic_policy == PanicPolicy::Propagate && registry.panic.is_none() {
         registry.panic = Some(payload);
     }
