@@ -251,3 +251,102 @@ fn a_panicking_handler_s_queued_replies_are_still_written() {
     assert_eq!(seen.last().unwrap(), "close:Panicked");
     assert!(!seen.contains(&"read:never".to_string()), "{seen:?}");
 }
+
+#[derive(Debug)]
+struct Refused(u8);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "byte {} is not allowed", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Single-byte records; refuses `!` with its own reason.
+#[derive(Clone)]
+struct NoBang;
+
+impl Decoder for NoBang {
+    fn decode(&mut self, buf: &[u8], _limit: usize) -> Result<Option<Frame>, FrameError> {
+        match buf[0] {
+            b'!' => Err(FrameError::custom(Refused(b'!'))),
+            _ => Ok(Some(Frame::new(0..1, 1))),
+        }
+    }
+
+    fn fresh(&self) -> Box<dyn Decoder> {
+        Box::new(NoBang)
+    }
+}
+
+/// Records what `on_error` got as the custom reason, and answers before the close.
+struct Strict {
+    seen: Seen,
+}
+
+impl Handler for Strict {
+    fn on_read(&mut self, _: &mut Context<'_>, data: &[u8]) {
+        self.seen.borrow_mut().push(format!("read:{}", show(data)));
+    }
+
+    fn on_read_last(&mut self, _: &mut Context<'_>, data: &[u8]) {
+        self.seen.borrow_mut().push(format!("last:{}", show(data)));
+    }
+
+    fn on_error(&mut self, ctx: &mut Context<'_>, error: &eventmux::Error) {
+        if let eventmux::Error::Frame(frame) = error {
+            let byte = frame.custom_ref::<Refused>().map(|r| r.0);
+            self.seen
+                .borrow_mut()
+                .push(format!("error:{byte:?}:{frame}"));
+            let _ = ctx.send(b"refused\n");
+        }
+    }
+
+    fn on_close(&mut self, _: &mut Context<'_>, reason: CloseReason) {
+        self.seen.borrow_mut().push(format!("close:{reason:?}"));
+    }
+}
+
+struct StrictServer(Seen);
+
+impl Handler for StrictServer {
+    fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+        Some(Box::new(Strict {
+            seen: self.0.clone(),
+        }))
+    }
+}
+
+#[test]
+fn a_custom_rule_fails_with_its_own_reason_and_the_handler_can_answer() {
+    let mut reactor = Reactor::new().unwrap();
+    let seen = Seen::default();
+    let options = Options::new().framing(Framing::custom(NoBang));
+    let listener = reactor
+        .listen_with("127.0.0.1:0", options, StrictServer(seen.clone()))
+        .unwrap();
+    let mut client = TcpStream::connect(reactor.local_addr(listener).unwrap()).unwrap();
+    client.set_read_timeout(Some(DEADLINE)).unwrap();
+    client.write_all(b"ab!cd").unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut reply = Vec::new();
+        let _ = client.read_to_end(&mut reply);
+        reply
+    });
+    run_until(&mut reactor, "the close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(reader.join().unwrap(), b"refused\n");
+    assert_eq!(
+        entries(&seen),
+        [
+            "read:a",
+            "read:b",
+            "error:Some(33):byte 33 is not allowed",
+            "last:!cd",
+            "close:BadFrame"
+        ]
+    );
+}

@@ -22,6 +22,7 @@ mod split;
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 pub use size::{Endian, Size};
 
@@ -97,6 +98,77 @@ pub enum FrameError {
     NoProgress,
     /// A decoder returned a record reaching past the bytes it was given.
     OutOfBounds,
+    /// A custom decoder refused the input for a reason of its own (made with
+    /// [`FrameError::custom`]; read it back with [`FrameError::custom_ref`]).
+    Custom(CustomReason),
+}
+
+/// A custom decoder's own reason for refusing input, inside [`FrameError::Custom`]. Two are
+/// equal if they are the same reason (the same allocation).
+#[derive(Clone, Debug)]
+pub struct CustomReason(Arc<dyn std::error::Error + Send + Sync>);
+
+impl PartialEq for CustomReason {
+    fn eq(&self, other: &CustomReason) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CustomReason {}
+
+impl FrameError {
+    /// A decoder's own reason for refusing the input; the handler gets it in `on_error`
+    /// (inside [`Error::Frame`](crate::Error::Frame)) and the stream closes as for any
+    /// framing error, so bad input need not reach `on_read` as a record.
+    ///
+    /// ```
+    /// use eventmux::framing::{Decoder, Frame, FrameError};
+    ///
+    /// #[derive(Debug)]
+    /// struct NotAscii { at: usize }
+    /// impl std::fmt::Display for NotAscii {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         write!(f, "a byte that is not ASCII at {}", self.at)
+    ///     }
+    /// }
+    /// impl std::error::Error for NotAscii {}
+    ///
+    /// /// Lines of ASCII only.
+    /// #[derive(Clone)]
+    /// struct AsciiLines;
+    /// impl Decoder for AsciiLines {
+    ///     fn decode(&mut self, buf: &[u8], _limit: usize) -> Result<Option<Frame>, FrameError> {
+    ///         if let Some(at) = buf.iter().position(|b| !b.is_ascii()) {
+    ///             return Err(FrameError::custom(NotAscii { at }));
+    ///         }
+    ///         Ok(buf.iter().position(|&b| b == b'\n').map(|end| Frame::new(0..end, end + 1)))
+    ///     }
+    ///     fn fresh(&self) -> Box<dyn Decoder> {
+    ///         Box::new(AsciiLines)
+    ///     }
+    /// }
+    ///
+    /// let error = AsciiLines.decode("é\n".as_bytes(), usize::MAX).unwrap_err();
+    /// assert_eq!(error.custom_ref::<NotAscii>().map(|e| e.at), Some(0));
+    /// ```
+    pub fn custom(reason: impl std::error::Error + Send + Sync + 'static) -> FrameError {
+        FrameError::Custom(CustomReason(Arc::new(reason)))
+    }
+
+    /// The custom reason, if this is one of type `E`.
+    ///
+    /// ```
+    /// use eventmux::framing::FrameError;
+    /// let error = FrameError::custom(std::fmt::Error);
+    /// assert!(error.custom_ref::<std::fmt::Error>().is_some());
+    /// assert!(FrameError::NoProgress.custom_ref::<std::fmt::Error>().is_none());
+    /// ```
+    pub fn custom_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            FrameError::Custom(CustomReason(reason)) => reason.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for FrameError {
@@ -112,6 +184,7 @@ impl fmt::Display for FrameError {
             FrameError::BadHttp(why) => write!(f, "malformed HTTP message: {why}"),
             FrameError::NoProgress => write!(f, "decoder returned an empty record"),
             FrameError::OutOfBounds => write!(f, "decoder returned a record past its input"),
+            FrameError::Custom(CustomReason(reason)) => write!(f, "{reason}"),
         }
     }
 }
