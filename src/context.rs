@@ -555,6 +555,85 @@ impl<'a> Context<'a> {
         self.registry.set_framing(self.token, framing)
     }
 
+    /// Throws the next `bytes` bytes of this stream away as they arrive, without buffering
+    /// them (each read's share is dropped at once), then goes on with the current rule. Bytes
+    /// of the same read that follow the record being handled are skipped too. memcached
+    /// answers a too-large `set` with an error and swallows its value block this way.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// "put N": an N-byte block follows; this server takes none over 1 KiB.
+    /// struct Store;
+    /// impl Handler for Store {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+    ///         let Some(n) = line.strip_prefix(b"put ") else { return };
+    ///         let n: u64 = std::str::from_utf8(n).ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    ///         if n > 1024 {
+    ///             let _ = ctx.send(b"too large\n");
+    ///             let _ = ctx.skip(n); // the block never reaches on_read
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn skip(&mut self, bytes: u64) -> Result<(), Error> {
+        self.registry.skip(self.token, bytes)
+    }
+
+    /// This stream's live decoder, if it is a `D` (or wraps one: a rule with its own
+    /// [`max_size`](crate::framing::Framing::max_size), a [`skip`](Context::skip)). A custom
+    /// decoder can keep what it parsed of the record it just returned, so that the handler
+    /// reads it here instead of parsing the record again (no allocation per record).
+    ///
+    /// ```
+    /// use eventmux::framing::{Decoder, Frame, FrameError};
+    /// use eventmux::{Context, Handler};
+    ///
+    /// /// "GET key" / "DEL key" lines; keeps the command of the line it returns.
+    /// #[derive(Clone, Default)]
+    /// struct Commands { last: Option<Command> }
+    /// #[derive(Clone, Copy, PartialEq)]
+    /// enum Command { Get, Del }
+    ///
+    /// impl Decoder for Commands {
+    ///     fn decode(&mut self, buf: &[u8], _: usize) -> Result<Option<Frame>, FrameError> {
+    ///         let Some(end) = buf.iter().position(|&b| b == b'\n') else { return Ok(None) };
+    ///         self.last = match &buf[..end.min(4)] {
+    ///             b"GET " => Some(Command::Get),
+    ///             b"DEL " => Some(Command::Del),
+    ///             _ => None,
+    ///         };
+    ///         Ok(Some(Frame::new(4.min(end)..end, end + 1))) // the key
+    ///     }
+    ///     fn fresh(&self) -> Box<dyn Decoder> { Box::new(Commands::default()) }
+    /// }
+    ///
+    /// struct Session;
+    /// impl Handler for Session {
+    ///     fn on_read(&mut self, ctx: &mut Context<'_>, key: &[u8]) {
+    ///         let command = ctx.decoder::<Commands>().and_then(|d| d.last);
+    ///         match command {
+    ///             Some(Command::Get) => { let _ = ctx.send(key); }
+    ///             Some(Command::Del) => {}
+    ///             None => { let _ = ctx.send(b"ERROR\n"); }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn decoder<D: crate::framing::Decoder>(&mut self) -> Option<&mut D> {
+        let entry = self.registry.entry_mut(self.token)?;
+        let State::Stream(stream) = &mut entry.state else {
+            return None;
+        };
+        let mut decoder: &mut dyn crate::framing::Decoder = &mut **stream.decoder.as_mut()?;
+        loop {
+            if (decoder as &dyn std::any::Any).is::<D>() {
+                return (decoder as &mut dyn std::any::Any).downcast_mut::<D>();
+            }
+            decoder = decoder.inner()?;
+        }
+    }
+
     /// ManualAccept: accepts one waiting connection, returned non-blocking with its peer's
     /// address; `Ok(None)` when none is waiting. Register it with [`add`](Context::add) or
     /// drop it to refuse. On EMFILE/ENFILE the listener backs off before it reports again.

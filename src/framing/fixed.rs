@@ -33,6 +33,10 @@ impl Decoder for Fixed {
     fn fresh(&self) -> Box<dyn Decoder> {
         Box::new(Fixed::new(self.n))
     }
+
+    fn smallest_record(&self) -> usize {
+        self.n
+    }
 }
 
 #[cfg(test)]

@@ -10,14 +10,18 @@
 //! The rules ([`Framing::split`], [`Framing::lines`], [`Framing::size`], [`Framing::fixed`],
 //! [`Framing::http`], [`Framing::last`] and, with the `regex` feature, `Framing::regex`)
 //! live one per file (`split.rs`, `size.rs`, `fixed.rs`, `http.rs`, `last.rs`,
-//! `regexp.rs`). Your own rule implements [`Decoder`].
+//! `regexp.rs`). Your own rule implements [`Decoder`]. Two wrap another rule: a rule's own
+//! size limit ([`Framing::max_size`], `limited.rs`) and skipping bytes unbuffered before it
+//! ([`Framing::skip`], `skip.rs`).
 
 mod fixed;
 mod http;
 mod last;
+mod limited;
 #[cfg(feature = "regex")]
 mod regexp;
 mod size;
+mod skip;
 mod split;
 
 use std::fmt;
@@ -25,6 +29,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 pub use size::{Endian, Size};
+pub(crate) use skip::Raw;
+
+/// The payload start that marks a skip frame (no real payload can start there).
+const SKIP: usize = usize::MAX;
 
 /// One record found at the start of a buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,9 +55,40 @@ impl Frame {
         Frame { payload, consumed }
     }
 
-    /// Where the bytes handed to `on_read` lie in the buffer.
+    /// Bytes to throw away: `consumed` bytes are used up and nothing reaches `on_read`
+    /// (what [`Framing::skip`] returns while it skips).
+    ///
+    /// ```
+    /// use eventmux::framing::Frame;
+    /// let skipped = Frame::skip(100);
+    /// assert!(skipped.is_skip());
+    /// assert_eq!(skipped.consumed(), 100);
+    /// ```
+    #[inline]
+    pub fn skip(consumed: usize) -> Frame {
+        Frame {
+            payload: SKIP..SKIP,
+            consumed,
+        }
+    }
+
+    /// Whether this frame only throws bytes away (see [`Frame::skip`]).
+    ///
+    /// ```
+    /// use eventmux::framing::Frame;
+    /// assert!(!Frame::new(0..2, 3).is_skip());
+    /// ```
+    #[inline]
+    pub fn is_skip(&self) -> bool {
+        self.payload.start == SKIP
+    }
+
+    /// Where the bytes handed to `on_read` lie in the buffer (empty for a skip).
     #[inline]
     pub fn payload(&self) -> Range<usize> {
+        if self.is_skip() {
+            return 0..0;
+        }
         self.payload.clone()
     }
 
@@ -63,6 +102,13 @@ impl Frame {
 
     /// Checks a decoder's answer against the `len` bytes it was given.
     pub(crate) fn check(&self, len: usize) -> Result<(), FrameError> {
+        if self.is_skip() {
+            return if self.consumed == 0 || self.consumed > len {
+                Err(FrameError::OutOfBounds)
+            } else {
+                Ok(())
+            };
+        }
         if self.consumed == 0 && !self.payload.is_empty() {
             Err(FrameError::NoProgress)
         } else if self.consumed > len
@@ -225,7 +271,7 @@ impl std::error::Error for FrameError {}
 ///     }
 /// }
 /// ```
-pub trait Decoder: 'static {
+pub trait Decoder: std::any::Any {
     /// Finds the first record at the start of `buf`; `Ok(None)` if more bytes are needed.
     /// `limit` is the handle's `max_size` (`usize::MAX` if unbounded), for rules that can
     /// refuse an oversized record before it has arrived.
@@ -240,6 +286,24 @@ pub trait Decoder: 'static {
 
     /// A new decoder of the same rule with fresh state, for a newly accepted connection.
     fn fresh(&self) -> Box<dyn Decoder>;
+
+    /// The rule's own size limit, which replaces the handle's `max_size` while the rule is
+    /// in force (see [`Framing::max_size`]). The default has none.
+    fn max_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// The size of the smallest record the rule can make (`fixed(n)`: `n`), so that a rule
+    /// that can never fit its limit is refused when it is set. The default is 0.
+    fn smallest_record(&self) -> usize {
+        0
+    }
+
+    /// The rule this one wraps (a limit, a skip), so that
+    /// [`Context::decoder`](crate::Context::decoder) can reach a custom decoder inside.
+    fn inner(&mut self) -> Option<&mut dyn Decoder> {
+        None
+    }
 }
 
 /// A framing rule for a stream handle; see the [module docs](self).
@@ -331,6 +395,48 @@ impl Framing {
         }
     }
 
+    /// This rule with its own size limit: no record of it may be larger than `bytes`
+    /// (an incomplete one is refused as soon as it is), whatever the handle's `max_size`,
+    /// which it replaces while the rule is in force. So request lines can be held to a few
+    /// KiB on a connection that takes 1 MiB bodies. A rule that cannot fit (`fixed(n)`
+    /// with `n` above the limit) is refused when it is set.
+    ///
+    /// ```
+    /// use eventmux::framing::{FrameError, Framing};
+    /// let mut lines = Framing::lines().max_size(8).into_decoder();
+    /// assert_eq!(lines.max_size(), Some(8));
+    /// // The reactor refuses a line that reaches 9 bytes without its end:
+    /// assert!(lines.decode(b"123456789", 8).unwrap().is_none());
+    /// ```
+    pub fn max_size(self, bytes: usize) -> Framing {
+        Framing::custom(limited::Limited {
+            inner: self.decoder,
+            limit: bytes,
+        })
+    }
+
+    /// Throws the next `bytes` bytes away as they arrive (consumed at once, never
+    /// buffered), then frames by `then`. memcached swallows a refused value's block this
+    /// way; [`Context::skip`](crate::Context::skip) does the same before the handle's
+    /// current rule.
+    ///
+    /// ```
+    /// use eventmux::framing::Framing;
+    /// let mut rule = Framing::skip(3, Framing::lines()).into_decoder();
+    /// let skipped = rule.decode(b"xy", usize::MAX).unwrap().unwrap();
+    /// assert!(skipped.is_skip() && skipped.consumed() == 2);
+    /// let skipped = rule.decode(b"zline\n", usize::MAX).unwrap().unwrap();
+    /// assert_eq!(skipped.consumed(), 1);
+    /// let line = rule.decode(b"line\n", usize::MAX).unwrap().unwrap();
+    /// assert_eq!(line.payload(), 0..4);
+    /// ```
+    pub fn skip(bytes: u64, then: Framing) -> Framing {
+        Framing::custom(skip::Skip {
+            remaining: bytes,
+            then: then.decoder,
+        })
+    }
+
     /// The rule's decoder, to run it outside a reactor (tests, fuzzing, benchmarks).
     ///
     /// ```
@@ -358,9 +464,30 @@ pub(crate) fn frame_chunks(
     let mut records = Vec::new();
     for chunk in chunks {
         pending.extend_from_slice(chunk);
-        while let Some(frame) = decoder.decode(&pending, usize::MAX)? {
-            assert!(frame.consumed > 0 && frame.payload.end <= frame.consumed);
-            records.push(pending[frame.payload].to_vec());
+        // As the reactor does: never an empty buffer, and the rule's own limit if it has one.
+        while !pending.is_empty() {
+            let limit = decoder.max_size().unwrap_or(usize::MAX);
+            let Some(frame) = decoder.decode(&pending, limit)? else {
+                if pending.len() > limit {
+                    // However the stream was cut, the refusal is the same.
+                    return Err(FrameError::TooLarge {
+                        size: limit as u64 + 1,
+                        limit,
+                    });
+                }
+                break;
+            };
+            frame.check(pending.len())?;
+            assert!(frame.consumed > 0);
+            if frame.consumed > limit {
+                return Err(FrameError::TooLarge {
+                    size: limit as u64 + 1,
+                    limit,
+                });
+            }
+            if !frame.is_skip() {
+                records.push(pending[frame.payload()].to_vec());
+            }
             pending.drain(..frame.consumed);
         }
     }

@@ -56,6 +56,23 @@ enum Next {
     Failed(FrameError),
 }
 
+/// Whether `framing` can ever make a record within its limit (its own, or the handle's).
+pub(crate) fn fits(framing: &Framing, options: &crate::Options) -> Result<(), FrameError> {
+    let decoder = &framing.decoder;
+    let limit = match decoder.max_size().unwrap_or(options.max_size) {
+        0 => usize::MAX,
+        n => n,
+    };
+    let smallest = decoder.smallest_record();
+    if smallest > limit {
+        return Err(FrameError::TooLarge {
+            size: smallest as u64,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// How many times the handle's framing was set (see `Stream::framings`).
 fn framings(registry: &Registry, token: Token) -> u8 {
     match registry.entry(token).map(|e| &e.state) {
@@ -69,15 +86,17 @@ fn next(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
     let Some(entry) = registry.entry_mut(token).filter(|e| e.wants_read()) else {
         return Next::Wait;
     };
-    let limit = match entry.options.max_size {
-        0 => usize::MAX,
-        n => n,
-    };
+    let handle_limit = entry.options.max_size;
     let State::Stream(stream) = &mut entry.state else {
         return Next::Wait;
     };
     let Some(decoder) = stream.decoder.as_mut() else {
         return Next::Raw;
+    };
+    // A rule's own limit replaces the handle's while the rule is in force.
+    let limit = match decoder.max_size().unwrap_or(handle_limit) {
+        0 => usize::MAX,
+        n => n,
     };
     match decoder.decode(data, limit) {
         Ok(Some(frame)) => match frame.check(data.len()) {
@@ -337,9 +356,12 @@ impl Reactor {
         while offset < n {
             match next(&mut self.registry, token, &self.read_buf[offset..n]) {
                 Next::Record(frame) => {
-                    let payload =
-                        &self.read_buf[offset + frame.payload.start..offset + frame.payload.end];
+                    let payload = frame.payload();
+                    let payload = &self.read_buf[offset + payload.start..offset + payload.end];
                     offset += frame.consumed;
+                    if frame.is_skip() {
+                        continue; // thrown away, as the rule says
+                    }
                     let before = framings(&self.registry, token);
                     dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
                     if frame.consumed == 0 && framings(&self.registry, token) == before {
@@ -398,6 +420,10 @@ impl Reactor {
             let mut input = std::mem::take(&mut stream.input);
             let step = next(&mut self.registry, token, input.as_slice());
             let keep_going = match step {
+                Next::Record(frame) if frame.is_skip() => {
+                    input.consume(frame.consumed, &mut self.registry.buffers);
+                    true
+                }
                 Next::Record(frame) => {
                     let payload = &input.as_slice()[frame.payload];
                     let before = framings(&self.registry, token);
@@ -552,6 +578,9 @@ impl Registry {
     ) -> Result<(), Error> {
         let entry = self.live_mut(token)?;
         let kind = entry.kind();
+        if let Some(framing) = &framing {
+            fits(framing, &entry.options).map_err(Error::Frame)?;
+        }
         match &mut entry.state {
             State::Stream(stream) => {
                 stream.decoder = framing.map(|f| f.decoder);
@@ -574,6 +603,30 @@ impl Registry {
                     kind,
                 })
             }
+        }
+        Ok(())
+    }
+
+    /// Throws the next `bytes` bytes of the stream away as they arrive, then goes on with
+    /// the current rule; see [`Context::skip`](crate::Context::skip).
+    pub(crate) fn skip(&mut self, token: Token, bytes: u64) -> Result<(), Error> {
+        let entry = self.live_mut(token)?;
+        let kind = entry.kind();
+        let State::Stream(stream) = &mut entry.state else {
+            return Err(Error::WrongKind {
+                operation: "skip",
+                kind,
+            });
+        };
+        let then = match stream.decoder.take() {
+            Some(decoder) => Framing { decoder },
+            // Unframed: skip, then hand everything over as it comes.
+            None => Framing::custom(crate::framing::Raw),
+        };
+        stream.decoder = Some(Framing::skip(bytes, then).decoder);
+        stream.framings = stream.framings.wrapping_add(1);
+        if !stream.input.is_empty() {
+            self.schedule(token);
         }
         Ok(())
     }

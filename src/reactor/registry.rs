@@ -180,6 +180,10 @@ impl Registry {
                 ),
             ));
         }
+        if let Some(framing) = &entry.options.framing {
+            crate::handle::stream::fits(framing, &entry.options)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
         self.next_generation = self.next_generation.wrapping_add(1);
         entry.generation = self.next_generation;
         if !self.selector.supports_edge() {
