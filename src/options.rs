@@ -453,11 +453,18 @@ impl Options {
         self
     }
 
-    /// MaxSize: the most input a handle buffers while waiting for a record (default 1 MiB).
-    /// A record that would need more gives `on_error(`[`Error::InputLimit`](crate::Error::InputLimit)`)`,
-    /// (the handle can still send there, e.g. an error reply), then a graceful close:
-    /// `on_read_last` with what was buffered, then the close callbacks. `0` means no
-    /// bound, which only a trusted peer deserves.
+    /// MaxSize: the most input a handle buffers while waiting for the rest of a record
+    /// (default 1 MiB). A record that would need more gives
+    /// `on_error(`[`Error::InputLimit`](crate::Error::InputLimit)`)`, (the handle can still
+    /// send there, e.g. an error reply), then a graceful close: `on_read_last` with what
+    /// was buffered, then the close callbacks. `0` means no bound, which only a trusted
+    /// peer deserves.
+    ///
+    /// It bounds memory, not records: a record that arrives whole in one read is handed
+    /// over as a slice of the read buffer (at most [`read_size`](Options::read_size)) and
+    /// is not refused for its size. To refuse every record of a rule above a size, give
+    /// the rule its own limit ([`Framing::max_size`](crate::framing::Framing::max_size)),
+    /// which also replaces this bound while the rule is in force.
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {

@@ -229,3 +229,26 @@ fn a_decoder_hands_the_handler_what_it_parsed() {
     assert_eq!(&reader.join().unwrap(), b"40\n-6\n");
     assert_eq!(entries(&seen)[..2], ["read:+20", "read:-3"]);
 }
+
+#[test]
+fn the_handle_s_max_size_bounds_what_is_buffered_not_a_record_whole_in_one_read() {
+    let mut reactor = Reactor::new().unwrap();
+    // 100-byte lines on a handle that buffers at most 64 bytes.
+    let options = Options::new().framing(Framing::lines()).max_size(64);
+    let (mut client, seen) = serve(&mut reactor, options, |_, _| {});
+    let mut line = vec![b'a'; 100];
+    line.push(b'\n');
+    client.write_all(&line).unwrap();
+    run_until(&mut reactor, "the whole line", |_| {
+        !entries(&seen).is_empty()
+    });
+    assert_eq!(entries(&seen), ["read:#100"], "not buffered: not refused");
+    // The same line in two pieces has to be buffered: refused past 64 bytes.
+    client.write_all(&line[..80]).unwrap();
+    run_until(&mut reactor, "the refusal", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    let seen = entries(&seen);
+    assert!(seen[1].starts_with("error:"), "{seen:?}");
+    assert_eq!(seen[2], "close:InputLimit");
+}

@@ -81,8 +81,11 @@ fn framings(registry: &Registry, token: Token) -> u8 {
     }
 }
 
-/// Asks the handle's decoder about `data`.
-fn next(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
+/// Asks the handle's decoder about `data`: the shared read buffer (`buffered` false) or the
+/// handle's input buffer. The handle's `max_size` bounds what is buffered, so a record
+/// lying whole in the read buffer is not refused for its size by it; a rule's own limit
+/// bounds every record of the rule.
+fn next(registry: &mut Registry, token: Token, data: &[u8], buffered: bool) -> Next {
     let Some(entry) = registry.entry_mut(token).filter(|e| e.wants_read()) else {
         return Next::Wait;
     };
@@ -94,17 +97,26 @@ fn next(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
         return Next::Raw;
     };
     // A rule's own limit replaces the handle's while the rule is in force.
-    let limit = match decoder.max_size().unwrap_or(handle_limit) {
+    let (limit, records_bounded) = match decoder.max_size() {
+        Some(own) => (own, true),
+        None => (handle_limit, buffered),
+    };
+    let limit = match limit {
         0 => usize::MAX,
         n => n,
     };
-    match decoder.decode(data, limit) {
+    // Told the handle's limit only where a record would have to be buffered: a rule that
+    // refuses an announced size at its header does so once the record is being buffered.
+    let told = if records_bounded { limit } else { usize::MAX };
+    match decoder.decode(data, told) {
         Ok(Some(frame)) => match frame.check(data.len()) {
             Err(e) => Next::Failed(e),
-            Ok(()) if frame.consumed > limit => Next::Failed(FrameError::TooLarge {
-                size: frame.consumed as u64,
-                limit,
-            }),
+            Ok(()) if records_bounded && frame.consumed > limit => {
+                Next::Failed(FrameError::TooLarge {
+                    size: frame.consumed as u64,
+                    limit,
+                })
+            }
             Ok(()) => Next::Record(frame),
         },
         Ok(None) if data.len() > limit => Next::Failed(FrameError::TooLarge {
@@ -354,7 +366,7 @@ impl Reactor {
         }
         let mut offset = 0;
         while offset < n {
-            match next(&mut self.registry, token, &self.read_buf[offset..n]) {
+            match next(&mut self.registry, token, &self.read_buf[offset..n], false) {
                 Next::Record(frame) => {
                     let payload = frame.payload();
                     let payload = &self.read_buf[offset + payload.start..offset + payload.end];
@@ -418,7 +430,7 @@ impl Reactor {
             }
             // Out of the entry while its handler runs; a handler cannot add input.
             let mut input = std::mem::take(&mut stream.input);
-            let step = next(&mut self.registry, token, input.as_slice());
+            let step = next(&mut self.registry, token, input.as_slice(), true);
             let keep_going = match step {
                 Next::Record(frame) if frame.is_skip() => {
                     input.consume(frame.consumed, &mut self.registry.buffers);
