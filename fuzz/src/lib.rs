@@ -154,10 +154,15 @@ pub fn feed(decoder: &mut dyn Decoder, stream: &[u8], plan: &[Read], limit: usiz
         let mut asked_again = false;
         // The reactor never asks about an empty buffer.
         while !pending.is_empty() {
+            // A rule with its own limit (Framing::max_size) is told that one.
+            let limit = decoder.max_size().unwrap_or(limit);
             match decoder.decode(&pending, limit) {
                 Ok(Some(frame)) => {
                     check_frame(&frame, pending.len(), "decode");
-                    records.push(pending[frame.payload()].to_vec());
+                    // A skip frame throws its bytes away (Framing::skip).
+                    if !frame.is_skip() {
+                        records.push(pending[frame.payload()].to_vec());
+                    }
                     pending.drain(..frame.consumed());
                     asked_again = false;
                 }
