@@ -111,7 +111,8 @@ fn next(registry: &mut Registry, token: Token, data: &[u8], buffered: bool) -> N
     match decoder.decode(data, told) {
         Ok(Some(frame)) => match frame.check(data.len()) {
             Err(e) => Next::Failed(e),
-            Ok(()) if records_bounded && frame.consumed > limit => {
+            // A skip consumes bytes unbuffered: no record, no bound.
+            Ok(()) if records_bounded && frame.consumed > limit && !frame.is_skip() => {
                 Next::Failed(FrameError::TooLarge {
                     size: frame.consumed as u64,
                     limit,
