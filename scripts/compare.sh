@@ -6,6 +6,7 @@
 #   http_hello  vs nginx         wrk -t1 -c50 GET /
 #   echo        vs tokio_echo    loadgen, 50 connections, 64 B messages, depth 1 and 16
 #   echo        vs mio_echo      (the same runs)
+#   memcached   vs memcached -t 1  memcaslap -c 50, its default get/set mix
 #
 # The eventmux servers are the examples; the peers tokio_echo and mio_echo, and the
 # loadgen load generator, are binaries of the loadgen crate (loadgen/).
@@ -28,7 +29,7 @@
 # 10-20% from minute to minute, pairing them is what keeps that drift out of the ratio.
 #
 # COMPARE_SECS (5): seconds per measured run; COMPARE_ROUNDS (5): runs per server and row;
-# COMPARE_ONLY (redis,http,echo): sections to run; COMPARE_BUSY_POLL_US (unset): passed to
+# COMPARE_ONLY (redis,http,echo,memcached): sections to run; COMPARE_BUSY_POLL_US (unset): passed to
 # mini_redis and http_hello as --busy-poll-us (they busy-poll 200 us by default; the peers
 # do not, so `COMPARE_BUSY_POLL_US=0` shows what that is worth). Missing tools (redis-server,
 # redis-benchmark, nginx, wrk, taskset) are installed with apt-get; a section whose tools
@@ -37,7 +38,7 @@ set -euo pipefail
 
 SECS=${COMPARE_SECS:-5}
 ROUNDS=${COMPARE_ROUNDS:-5}
-ONLY=${COMPARE_ONLY:-redis,http,echo}
+ONLY=${COMPARE_ONLY:-redis,http,echo,memcached}
 BUSY_POLL_US=${COMPARE_BUSY_POLL_US:-}
 SERVER_CPU=0
 CLIENT_CPU=1
@@ -339,6 +340,46 @@ redis_section() {
     stop_servers
 }
 
+# ----- memcached -------------------------------------------------------------------------
+
+# memcaslap_run PORT: memcaslap's operations per second against 127.0.0.1:PORT for
+# COMPARE_SECS seconds, 50 connections on one thread, its default 9:1 get/set mix.
+memcaslap_run() {
+    "${CLIENT[@]}" memcaslap -s "127.0.0.1:$1" -t "${SECS}s" -c "$CONNS" -T 1 \
+        2>>"$OUT/memcaslap.log" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1
+}
+
+memcached_section() {
+    if ! { need memcached memcached && need memcaslap libmemcached-tools; }; then
+        say "skipping memcached vs memcached"
+        return 0
+    fi
+    start_server "$EXAMPLES/memcached"
+    local example_port=${ADDR##*:}
+    local port
+    port=$(free_port)
+    local as_user=()
+    [ "$(id -u)" = 0 ] && as_user=(-u nobody) # memcached will not run as root
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} memcached -l 127.0.0.1 -p "$port" -U 0 -t 1 \
+        ${as_user[@]+"${as_user[@]}"} >"$OUT/memcached-real.log" 2>&1 &
+    PIDS+=($!)
+    PID[memcached-real]=$!
+    wait_port "$port" $!
+    local round server server_port
+    for ((round = 0; round < ROUNDS; round++)); do
+        ROUND=$round
+        say "round $((round + 1))/$ROUNDS: memcaslap -c $CONNS, ${SECS} s on each server"
+        for server in $(rotate "$round" memcached memcached-real); do
+            server_port=$([ "$server" = memcached ] && echo "$example_port" || echo "$port")
+            measure "${PID[$server]}" memcaslap_run "$server_port"
+            record "memcached get/set" "$server" "$(cat "$OUT/last.out")"
+        done
+    done
+    row "memcached example / memcached -t 1: get/set 9:1 (memcaslap -c$CONNS)" \
+        "memcached get/set" memcached memcached-real
+    stop_servers
+}
+
 # ----- http ------------------------------------------------------------------------------
 
 # http_check PORT: the body of GET / must be "Hello, world!".
@@ -586,10 +627,11 @@ svg() {
 
 say "building the release examples and the loadgen crate's binaries"
 (cd "$ROOT" && cargo build --release -q -p eventmux --example mini_redis --example http_hello \
-    --example echo && cargo build --release -q -p loadgen --bins)
+    --example echo --example memcached && cargo build --release -q -p loadgen --bins)
 
 say "$ROUNDS round(s) of ${SECS} s per server and row; $PINNING"
 if [[ ,$ONLY, == *,redis,* ]]; then redis_section; fi
 if [[ ,$ONLY, == *,http,* ]]; then http_section; fi
 if [[ ,$ONLY, == *,echo,* ]]; then echo_section; fi
+if [[ ,$ONLY, == *,memcached,* ]]; then memcached_section; fi
 report

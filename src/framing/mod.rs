@@ -101,21 +101,16 @@ impl Frame {
     }
 
     /// Checks a decoder's answer against the `len` bytes it was given.
+    #[inline]
     pub(crate) fn check(&self, len: usize) -> Result<(), FrameError> {
-        if self.is_skip() {
-            return if self.consumed == 0 || self.consumed > len {
-                Err(FrameError::OutOfBounds)
-            } else {
-                Ok(())
-            };
-        }
-        if self.consumed == 0 && !self.payload.is_empty() {
-            Err(FrameError::NoProgress)
-        } else if self.consumed > len
-            || self.payload.start > self.payload.end
-            || self.payload.end > len
-        {
+        if self.consumed > len || self.payload.start > self.payload.end || self.payload.end > len {
+            // A skip's marker payload lies past any buffer: it only has to consume.
+            if self.is_skip() && self.consumed > 0 && self.consumed <= len {
+                return Ok(());
+            }
             Err(FrameError::OutOfBounds)
+        } else if self.consumed == 0 && !self.payload.is_empty() {
+            Err(FrameError::NoProgress)
         } else {
             Ok(())
         }
@@ -467,7 +462,15 @@ pub(crate) fn frame_chunks(
         // As the reactor does: never an empty buffer, and the rule's own limit if it has one.
         while !pending.is_empty() {
             let limit = decoder.max_size().unwrap_or(usize::MAX);
-            let Some(frame) = decoder.decode(&pending, limit)? else {
+            // A refusal's reported size depends on how much had arrived: compare the rest.
+            let decoded = decoder.decode(&pending, limit).map_err(|e| match e {
+                FrameError::TooLarge { limit, .. } => FrameError::TooLarge {
+                    size: limit as u64 + 1,
+                    limit,
+                },
+                other => other,
+            });
+            let Some(frame) = decoded? else {
                 if pending.len() > limit {
                     // However the stream was cut, the refusal is the same.
                     return Err(FrameError::TooLarge {

@@ -81,38 +81,38 @@ fn framings(registry: &Registry, token: Token) -> u8 {
     }
 }
 
-/// Asks the handle's decoder about `data`: the shared read buffer (`buffered` false) or the
+/// Asks the handle's decoder about `data`: the shared read buffer (`BUFFERED` false) or the
 /// handle's input buffer. The handle's `max_size` bounds what is buffered, so a record
 /// lying whole in the read buffer is not refused for its size by it; a rule's own limit
 /// bounds every record of the rule.
-fn next(registry: &mut Registry, token: Token, data: &[u8], buffered: bool) -> Next {
+fn next<const BUFFERED: bool>(registry: &mut Registry, token: Token, data: &[u8]) -> Next {
     let Some(entry) = registry.entry_mut(token).filter(|e| e.wants_read()) else {
         return Next::Wait;
     };
-    let handle_limit = entry.options.max_size;
+    let limit = match entry.options.max_size {
+        0 => usize::MAX,
+        n => n,
+    };
     let State::Stream(stream) = &mut entry.state else {
         return Next::Wait;
     };
     let Some(decoder) = stream.decoder.as_mut() else {
         return Next::Raw;
     };
-    // A rule's own limit replaces the handle's while the rule is in force.
-    let (limit, records_bounded) = match decoder.max_size() {
-        Some(own) => (own, true),
-        None => (handle_limit, buffered),
-    };
-    let limit = match limit {
-        0 => usize::MAX,
-        n => n,
-    };
     // Told the handle's limit only where a record would have to be buffered: a rule that
     // refuses an announced size at its header does so once the record is being buffered.
-    let told = if records_bounded { limit } else { usize::MAX };
+    // A rule with its own limit (`Framing::max_size`) enforces that itself, and the
+    // handle's bound gives way to it: it is asked only where that bound would refuse.
+    let told = if BUFFERED { limit } else { usize::MAX };
     match decoder.decode(data, told) {
         Ok(Some(frame)) => match frame.check(data.len()) {
             Err(e) => Next::Failed(e),
-            // A skip consumes bytes unbuffered: no record, no bound.
-            Ok(()) if records_bounded && frame.consumed > limit && !frame.is_skip() => {
+            Ok(())
+                if BUFFERED
+                    && frame.consumed > limit
+                    && !frame.is_skip()
+                    && !own_limit_allows(&**decoder, frame.consumed) =>
+            {
                 Next::Failed(FrameError::TooLarge {
                     size: frame.consumed as u64,
                     limit,
@@ -120,13 +120,22 @@ fn next(registry: &mut Registry, token: Token, data: &[u8], buffered: bool) -> N
             }
             Ok(()) => Next::Record(frame),
         },
-        Ok(None) if data.len() > limit => Next::Failed(FrameError::TooLarge {
-            size: data.len() as u64 + 1,
-            limit,
-        }),
+        Ok(None) if data.len() > limit && !own_limit_allows(&**decoder, data.len()) => {
+            Next::Failed(FrameError::TooLarge {
+                size: data.len() as u64 + 1,
+                limit,
+            })
+        }
         Ok(None) => Next::Wait,
         Err(e) => Next::Failed(e),
     }
+}
+
+/// Whether the rule has its own limit, and `size` is within it (cold: asked only where the
+/// handle's bound would refuse).
+#[cold]
+fn own_limit_allows(decoder: &dyn crate::framing::Decoder, size: usize) -> bool {
+    decoder.max_size().is_some_and(|own| size <= own)
 }
 
 impl Reactor {
@@ -367,21 +376,22 @@ impl Reactor {
         }
         let mut offset = 0;
         while offset < n {
-            match next(&mut self.registry, token, &self.read_buf[offset..n], false) {
-                Next::Record(frame) => {
-                    let payload = frame.payload();
-                    let payload = &self.read_buf[offset + payload.start..offset + payload.end];
-                    offset += frame.consumed;
-                    if frame.is_skip() {
-                        continue; // thrown away, as the rule says
-                    }
+            match next::<false>(&mut self.registry, token, &self.read_buf[offset..n]) {
+                Next::Record(frame) if frame.is_skip() => offset += frame.consumed,
+                Next::Record(frame) if frame.consumed == 0 => {
+                    // An empty record that consumed nothing: if the rule is the same after
+                    // it, asking again would never end, so the rest waits for a new rule.
                     let before = framings(&self.registry, token);
-                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
-                    if frame.consumed == 0 && framings(&self.registry, token) == before {
-                        // An empty record that consumed nothing, and the rule is the same:
-                        // asking it again would never end. The rest waits for a new rule.
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, &[]));
+                    if framings(&self.registry, token) == before {
                         break;
                     }
+                }
+                Next::Record(frame) => {
+                    let payload =
+                        &self.read_buf[offset + frame.payload.start..offset + frame.payload.end];
+                    offset += frame.consumed;
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
                 }
                 Next::Raw => {
                     let data = &self.read_buf[offset..n];
@@ -431,19 +441,23 @@ impl Reactor {
             }
             // Out of the entry while its handler runs; a handler cannot add input.
             let mut input = std::mem::take(&mut stream.input);
-            let step = next(&mut self.registry, token, input.as_slice(), true);
+            let step = next::<true>(&mut self.registry, token, input.as_slice());
             let keep_going = match step {
                 Next::Record(frame) if frame.is_skip() => {
                     input.consume(frame.consumed, &mut self.registry.buffers);
                     true
                 }
+                Next::Record(frame) if frame.consumed == 0 => {
+                    // An empty record that consumed nothing goes on only under a new rule.
+                    let before = framings(&self.registry, token);
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, &[]));
+                    framings(&self.registry, token) != before
+                }
                 Next::Record(frame) => {
                     let payload = &input.as_slice()[frame.payload];
-                    let before = framings(&self.registry, token);
                     dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
                     input.consume(frame.consumed, &mut self.registry.buffers);
-                    // An empty record that consumed nothing goes on only under a new rule.
-                    frame.consumed > 0 || framings(&self.registry, token) != before
+                    true
                 }
                 Next::Raw => {
                     let data = input.as_slice();
