@@ -3,6 +3,11 @@
 //! connection that reads into a 64 KiB buffer and `write_all`s it back, `TCP_NODELAY` on
 //! (eventmux's default). The echo benchmark runs it in a thread of its own; the
 //! `tokio_echo` binary runs it as a process for `scripts/compare.sh`.
+//!
+//! [`TokioEcho::with_workers`] builds the same server on a `multi_thread` runtime with N
+//! worker threads instead (tokio's default for a server on several cores: one accept task,
+//! connection tasks spread over the workers and stolen between them), the peer of
+//! eventmux's `ReactorGroup` in `scripts/scale.sh`.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -51,11 +56,60 @@ pub struct TokioEcho {
 }
 
 impl TokioEcho {
-    /// Builds the runtime and binds the listener.
+    /// Builds a `current_thread` runtime and binds the listener.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TokioEcho> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()?;
+        TokioEcho::serve_on(runtime, addr)
+    }
+
+    /// Binds the listener with `workers` threads serving it: 1 is [`TokioEcho::bind`]
+    /// exactly (a `current_thread` runtime, everything on the thread that calls
+    /// [`TokioEcho::run`]); more builds a `multi_thread` runtime with that many worker
+    /// threads (`run` then only waits to be stopped). 0 is an `InvalidInput` error.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::Arc;
+    /// use loadgen::{ServerStats, TokioEcho};
+    ///
+    /// let server = TokioEcho::with_workers("127.0.0.1:0", 2)?;
+    /// let addr = server.local_addr()?;
+    /// let stop = server.stopper();
+    /// let serving = std::thread::spawn(move || server.run(Arc::new(ServerStats::default())));
+    /// for _ in 0..3 {
+    ///     let mut client = std::net::TcpStream::connect(addr)?;
+    ///     client.write_all(b"ping")?;
+    ///     let mut echo = [0; 4];
+    ///     client.read_exact(&mut echo)?;
+    ///     assert_eq!(&echo, b"ping");
+    /// }
+    /// stop();
+    /// serving.join().unwrap()?;
+    /// assert!(TokioEcho::with_workers("127.0.0.1:0", 0).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_workers(addr: impl ToSocketAddrs, workers: usize) -> io::Result<TokioEcho> {
+        match workers {
+            0 => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a tokio echo server needs at least one worker thread",
+            )),
+            1 => TokioEcho::bind(addr),
+            workers => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .thread_name("tokio-echo")
+                    .enable_io()
+                    .build()?;
+                TokioEcho::serve_on(runtime, addr)
+            }
+        }
+    }
+
+    /// Binds the listener to be served by `runtime`.
+    fn serve_on(runtime: Runtime, addr: impl ToSocketAddrs) -> io::Result<TokioEcho> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let listener = {
@@ -82,7 +136,8 @@ impl TokioEcho {
         move || stop.notify_one()
     }
 
-    /// Serves until stopped, counting connections and errors in `stats`.
+    /// Serves until stopped, counting connections and errors in `stats`. On a
+    /// `multi_thread` runtime the worker threads serve and this thread only waits.
     pub fn run(self, stats: Arc<ServerStats>) -> io::Result<()> {
         let TokioEcho {
             runtime,
