@@ -25,6 +25,7 @@ SERVERS = [
     ("chat", "tcp", []),
     ("lenprefix_echo", "tcp", []),
     ("mini_redis", "tcp", []),
+    ("memcached", "tcp", []),
     ("http_hello", "tcp", []),
     ("http_hello", "tcp", ["--threads", "2", "--pin"]),
     ("udp_echo", "udp", []),
