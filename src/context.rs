@@ -1101,6 +1101,87 @@ impl<'a> Context<'a> {
             .spawn(command, options, handler.into_handler())
     }
 
+    /// Whether this stream runs TLS (feature `tls`).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    /// struct Either;
+    /// impl Handler for Either {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         println!("encrypted: {}", ctx.is_tls());
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn is_tls(&self) -> bool {
+        self.registry.tls.get(self.token).is_some()
+    }
+
+    /// The application protocol TLS negotiated (ALPN, e.g. `b"h2"`), once the handshake
+    /// is done (feature `tls`).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    /// struct Web;
+    /// impl Handler for Web {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let http2 = ctx.tls_alpn().as_deref() == Some(&b"h2"[..]);
+    ///         # let _ = http2;
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_alpn(&self) -> Option<Vec<u8>> {
+        let session = self.registry.tls.get(self.token)?;
+        session.conn.alpn_protocol().map(<[u8]>::to_vec)
+    }
+
+    /// The server name the TLS client asked for (SNI), on a server-side stream (feature
+    /// `tls`).
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    /// struct Hosts;
+    /// impl Handler for Hosts {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         println!("for {:?}", ctx.tls_server_name());
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_server_name(&self) -> Option<String> {
+        match &self.registry.tls.get(self.token)?.conn {
+            rustls::Connection::Server(server) => server.server_name().map(str::to_string),
+            rustls::Connection::Client(_) => None,
+        }
+    }
+
+    /// The certificates the peer presented (leaf first), once the handshake is done
+    /// (feature `tls`): the server's on a client stream, the client's where the server
+    /// asked for them.
+    ///
+    /// ```
+    /// use eventmux::{Context, Handler};
+    /// struct Audit;
+    /// impl Handler for Audit {
+    ///     fn on_connect(&mut self, ctx: &mut Context<'_>) {
+    ///         let n = ctx.tls_peer_certificates().map_or(0, |c| c.len());
+    ///         println!("{n} certificates");
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_peer_certificates(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        let session = self.registry.tls.get(self.token)?;
+        let certificates = session.conn.peer_certificates()?;
+        Some(
+            certificates
+                .iter()
+                .map(|c| c.clone().into_owned())
+                .collect(),
+        )
+    }
+
     /// Which of a spawned child's pipes this callback is for (`None` for the process handle
     /// and for handles that are not a child's). One handler serves a whole child, so its
     /// `on_read` asks this to tell stdout from stderr.

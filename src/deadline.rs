@@ -42,6 +42,9 @@ pub enum Deadline {
     /// An outgoing connect did not complete in time
     /// ([`Options::connect_timeout`](crate::Options::connect_timeout)).
     Connect,
+    /// A TLS handshake did not complete in time
+    /// ([`Options::handshake_timeout`](crate::Options::handshake_timeout)).
+    Handshake,
 }
 
 impl fmt::Display for Deadline {
@@ -51,6 +54,7 @@ impl fmt::Display for Deadline {
             Deadline::Idle => "the connection was idle too long",
             Deadline::Send => "the peer took no output in time",
             Deadline::Connect => "the connect did not complete in time",
+            Deadline::Handshake => "the TLS handshake did not complete in time",
         })
     }
 }

@@ -112,6 +112,10 @@ pub enum Error {
     StaleToken(Token),
     /// The handle is closing or being killed and takes no more operations.
     Closing(Token),
+    /// TLS refused the peer (a malformed or hostile handshake, an alert, a bad record);
+    /// the alert rustls chose was sent before the close.
+    #[cfg(feature = "tls")]
+    Tls(rustls::Error),
     /// The operation does not apply to this kind of handle.
     WrongKind {
         /// What was asked.
@@ -152,6 +156,8 @@ impl fmt::Display for Error {
             Error::Disconnected => write!(f, "the reactor is gone"),
             Error::StaleToken(token) => write!(f, "{token} names a handle that is gone"),
             Error::Closing(token) => write!(f, "{token} is closing"),
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::WrongKind { operation, kind } => {
                 write!(f, "{operation} does not apply to a {kind:?} handle")
             }
@@ -186,6 +192,8 @@ impl From<Error> for io::Error {
             Error::Io(_) => io::ErrorKind::Other,
             Error::OutputLimit { .. } | Error::InputLimit { .. } => io::ErrorKind::OutOfMemory,
             Error::Frame(_) | Error::Truncated { .. } => io::ErrorKind::InvalidData,
+            #[cfg(feature = "tls")]
+            Error::Tls(_) => io::ErrorKind::InvalidData,
             Error::Undeliverable(u) => return io::Error::from_raw_os_error(u.errno),
             Error::StaleToken(_) => io::ErrorKind::NotFound,
             Error::Timeout(_) => io::ErrorKind::TimedOut,

@@ -61,6 +61,8 @@ mod selector;
 mod signal;
 mod sys;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod token;
 mod url;
 mod waker;
@@ -79,9 +81,9 @@ pub use handle::{Kind, Transport};
 pub use handler::{Handler, Incoming, IntoHandler};
 pub use handover::{take_over, TakeOver};
 pub use options::{
-    Options, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCARD_LIMIT, DEFAULT_LINGER, DEFAULT_MAX_OUTPUT,
-    DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE, DEFAULT_RECORD_TIMEOUT, DEFAULT_SEND_TIMEOUT,
-    DESCRIPTOR_RESERVE,
+    Options, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCARD_LIMIT, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_LINGER, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SIZE, DEFAULT_READ_SIZE,
+    DEFAULT_RECORD_TIMEOUT, DEFAULT_SEND_TIMEOUT, DESCRIPTOR_RESERVE,
 };
 pub use panic_policy::PanicPolicy;
 pub use pump::{Packet, PumpOptions, PumpStats, WhenFull};

@@ -112,6 +112,15 @@ pub const DESCRIPTOR_RESERVE: usize = 64;
 /// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a TLS handshake may take (feature `tls`), unless
+/// [`Options::handshake_timeout`] says otherwise: a peer that opens a connection and never
+/// finishes the handshake is closed.
+///
+/// ```
+/// assert_eq!(eventmux::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(), 10);
+/// ```
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Options for one handle, given when it is opened. A listener's options are inherited by
 /// every connection it accepts.
 ///
@@ -152,6 +161,20 @@ pub struct Options {
     pub(crate) refusal: Option<Bytes>,
     pub(crate) receive_fds: bool,
     pub(crate) reuse_port: bool,
+    pub(crate) handshake_timeout: Option<Duration>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsSide>,
+}
+
+/// Which side of TLS a handle's options ask for.
+#[cfg(feature = "tls")]
+#[derive(Clone, Debug)]
+pub(crate) enum TlsSide {
+    Server(std::sync::Arc<rustls::ServerConfig>),
+    Client(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    ),
 }
 
 impl Default for Options {
@@ -178,6 +201,9 @@ impl Default for Options {
             refusal: None,
             receive_fds: false,
             reuse_port: false,
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -542,6 +568,81 @@ impl Options {
     /// ```
     pub fn reuse_port(mut self, on: bool) -> Options {
         self.reuse_port = on;
+        self
+    }
+
+    /// How long a TLS handshake may take from the connection's start (default 10 s;
+    /// `None`: no bound): past it the handle gets
+    /// `on_error(`[`Error::Timeout`](crate::Error::Timeout)`(`[`Deadline::Handshake`](crate::Deadline::Handshake)`))`
+    /// and is closed. Only TLS handles (feature `tls`) have a handshake.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventmux::Options;
+    /// let options = Options::new().handshake_timeout(Some(Duration::from_secs(5)));
+    /// # let _ = options;
+    /// ```
+    pub fn handshake_timeout(mut self, limit: Option<Duration>) -> Options {
+        self.handshake_timeout = limit;
+        self
+    }
+
+    /// TLS, server side (feature `tls`): on a listener, every accepted connection runs a
+    /// TLS handshake inside the reactor with `config` and gets `on_connect` once it
+    /// completes; framing and `on_read` see plaintext, `send` encrypts, and a graceful
+    /// close sends `close_notify`. [`eventmux::tls::server_config`](crate::tls::server_config)
+    /// loads one from PEM files.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {}
+    ///
+    /// let config = eventmux::tls::server_config("cert.pem".as_ref(), "key.pem".as_ref())?;
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen_with("127.0.0.1:7443", Options::new().tls(config), Echo)?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Options {
+        self.tls = Some(TlsSide::Server(config));
+        self
+    }
+
+    /// TLS, client side (feature `tls`): a `connect_with` these options runs a TLS
+    /// handshake with `config`, verifying the server as `server_name`, once the TCP
+    /// connect completes; `on_connect` comes when the handshake has.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::sync::Arc;
+    /// use eventmux::tls::rustls;
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Client;
+    /// impl Handler for Client {}
+    ///
+    /// let roots = rustls::RootCertStore::empty(); // add your CA here
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()
+    ///     .unwrap()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let name = rustls::pki_types::ServerName::try_from("example.com").unwrap();
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.connect_with("example.com:443", Options::new().tls_client(Arc::new(config), name), Client)?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_client(
+        mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: rustls::pki_types::ServerName<'static>,
+    ) -> Options {
+        self.tls = Some(TlsSide::Client(config, server_name));
         self
     }
 

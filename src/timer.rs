@@ -26,6 +26,9 @@ pub(crate) enum TimerPurpose {
     Linger,
     /// A listener paused after EMFILE/ENFILE may try accepting again.
     AcceptRetry,
+    /// A TLS handshake has had its time (`Options::handshake_timeout`).
+    #[cfg(feature = "tls")]
+    Handshake,
 }
 
 #[derive(Copy, Clone, Debug)]

@@ -400,8 +400,9 @@ impl Framing {
     /// use eventmux::framing::{FrameError, Framing};
     /// let mut lines = Framing::lines().max_size(8).into_decoder();
     /// assert_eq!(lines.max_size(), Some(8));
-    /// // The reactor refuses a line that reaches 9 bytes without its end:
-    /// assert!(lines.decode(b"123456789", 8).unwrap().is_none());
+    /// // A line that reaches 9 bytes without its end is refused as soon as it does:
+    /// let refused = lines.decode(b"123456789", usize::MAX).unwrap_err();
+    /// assert!(matches!(refused, FrameError::TooLarge { limit: 8, .. }));
     /// ```
     pub fn max_size(self, bytes: usize) -> Framing {
         Framing::custom(limited::Limited {

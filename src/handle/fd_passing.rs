@@ -88,7 +88,7 @@ impl Registry {
         self.send(token, data)?;
         self.shared_with_peer(fds);
         if let Some(State::Stream(stream)) = self.entry_mut(token).map(|e| &mut e.state) {
-            stream.attached = true;
+            stream.extras.set_attached(true);
         }
         self.attachments
             .by_handle
@@ -138,7 +138,7 @@ impl Registry {
                 .filter(|q| !q.is_empty())
             else {
                 attachments.forget(token);
-                stream.attached = false;
+                stream.extras.set_attached(false);
                 return self.write_stream(token);
             };
             let next = &queue[0];
@@ -173,7 +173,7 @@ impl Registry {
                     attachments.consumed(token, written);
                     if stream.output.is_empty() {
                         attachments.forget(token);
-                        stream.attached = false;
+                        stream.extras.set_attached(false);
                         return Flushed::Drained;
                     }
                     if written < offered {

@@ -135,6 +135,14 @@ impl Reactor {
         };
         entry.handler = Some(handler);
         log::trace!("{listener}: accepted {token} from {}", incoming.peer);
+        #[cfg(feature = "tls")]
+        if let Some(crate::options::TlsSide::Server(config)) = entry.options.tls.clone() {
+            // on_connect once the handshake completes.
+            if let Err(e) = self.registry.start_tls_server(token, config) {
+                self.registry.fail(token, e);
+            }
+            return;
+        }
         if entry.is_live() {
             dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
         }

@@ -33,6 +33,8 @@ pub(crate) mod process;
 pub(crate) mod pump;
 pub(crate) mod slot;
 pub(crate) mod stream;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 use std::io;
 use std::os::fd::BorrowedFd;

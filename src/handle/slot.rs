@@ -102,12 +102,65 @@ pub(crate) struct Stream {
     /// Its place in the count of the listener that accepted it (held, never read: its
     /// drop gives the place back).
     pub(crate) _seat: Option<Seat>,
-    /// Descriptors queued with `send_fds` wait for their place in the output, in the
-    /// registry's attachments (kept there: a slot has no room to spare for a rare thing).
-    pub(crate) attached: bool,
+    /// Descriptor attachments, TLS (see [`Extras`]).
+    pub(crate) extras: Extras,
     /// Counts `set_framing` calls (wrapping): the delivery loop tells by it whether a
     /// record that consumed nothing was followed by a new rule.
     pub(crate) framings: u8,
+}
+
+/// Rare things a stream may have, one bit each (a slot has no room for more fields).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Extras(u8);
+
+impl Extras {
+    /// Descriptors queued by `send_fds` wait in the registry's attachments.
+    const ATTACHED: u8 = 1;
+    /// The stream runs TLS; its session is in the registry.
+    #[cfg(feature = "tls")]
+    const TLS: u8 = 2;
+    /// TLS records (a handshake message, an alert, `close_notify`) wait to be written,
+    /// which counts as output.
+    const TLS_PENDING: u8 = 4;
+
+    fn get(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
+
+    pub(crate) fn attached(self) -> bool {
+        self.get(Extras::ATTACHED)
+    }
+
+    pub(crate) fn set_attached(&mut self, on: bool) {
+        self.set(Extras::ATTACHED, on);
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(self) -> bool {
+        self.get(Extras::TLS)
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&mut self, on: bool) {
+        self.set(Extras::TLS, on);
+    }
+
+    pub(crate) fn tls_pending(self) -> bool {
+        self.get(Extras::TLS_PENDING)
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls_pending(&mut self, on: bool) {
+        self.set(Extras::TLS_PENDING, on);
+    }
 }
 
 /// A UDP or Unix datagram socket.
@@ -237,7 +290,7 @@ impl Entry {
                 wrote_any: false,
                 above_high: false,
                 _seat: None,
-                attached: false,
+                extras: Extras::default(),
                 framings: 0,
             }),
             Kind::Datagram => State::Datagram(Box::new(Datagram {
@@ -370,7 +423,7 @@ impl Entry {
     }
 
     pub(crate) fn has_output(&self) -> bool {
-        self.buflen() > 0
+        self.buflen() > 0 || matches!(&self.state, State::Stream(s) if s.extras.tls_pending())
     }
 
     /// Drops all queued output; returns what `on_closing` reports as missing (bytes for a

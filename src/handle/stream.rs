@@ -73,6 +73,16 @@ pub(crate) fn fits(framing: &Framing, options: &crate::Options) -> Result<(), Fr
     Ok(())
 }
 
+/// Whether the stream runs TLS.
+fn tls_of(entry: &super::Entry) -> bool {
+    #[cfg(feature = "tls")]
+    if let State::Stream(stream) = &entry.state {
+        return stream.extras.tls();
+    }
+    let _ = entry;
+    false
+}
+
 /// How many times the handle's framing was set (see `Stream::framings`).
 fn framings(registry: &Registry, token: Token) -> u8 {
     match registry.entry(token).map(|e| &e.state) {
@@ -221,9 +231,14 @@ impl Reactor {
                 entry.ready.error = false;
                 // Closed before the connect completed: flush and close, but no on_connect.
                 let open = entry.life == Life::Open;
+                // Over TLS, on_connect waits for the handshake, whose first message can go now.
+                let tls = tls_of(entry);
                 self.registry.update_interest(token);
                 log::trace!("{token}: connected");
-                if open {
+                if tls {
+                    #[cfg(feature = "tls")]
+                    self.registry.mark_dirty(token);
+                } else if open {
                     dispatch(&mut self.registry, token, |h, ctx| h.on_connect(ctx));
                 }
                 true
@@ -243,6 +258,10 @@ impl Reactor {
         let Some(entry) = self.registry.entry_mut(token) else {
             return;
         };
+        #[cfg(feature = "tls")]
+        if matches!(&entry.state, State::Stream(s) if s.extras.tls()) {
+            return self.read_tls(token);
+        }
         let read_size = entry.options.read_size;
         if self.read_buf.len() < read_size {
             self.read_buf.resize(read_size, 0);
@@ -358,7 +377,7 @@ impl Reactor {
     }
 
     /// Delivers `self.read_buf[..n]`, just read for `token`.
-    fn deliver_read(&mut self, token: Token, n: usize) {
+    pub(crate) fn deliver_read(&mut self, token: Token, n: usize) {
         let Some(State::Stream(stream)) = self.registry.entry_mut(token).map(|e| &mut e.state)
         else {
             return;
@@ -489,7 +508,7 @@ impl Reactor {
 
     /// The stream ended: the rule may make a last record of what is left (Last, an HTTP
     /// response without length). Anything still left goes to `on_read_last` at the close.
-    fn deliver_eof(&mut self, token: Token) {
+    pub(crate) fn deliver_eof(&mut self, token: Token) {
         self.deliver_pending(token);
         let Some(entry) = self.registry.entry_mut(token).filter(|e| e.wants_read()) else {
             return;

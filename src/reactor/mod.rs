@@ -69,6 +69,9 @@ pub struct Reactor {
     pub(crate) read_buf: Vec<u8>,
     /// Descriptors a `receive_fds` read brought, on their way to `on_fds`.
     pub(crate) passed: PassedFds,
+    /// Where a TLS stream's ciphertext is read (its plaintext goes to `read_buf`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls_raw: Vec<u8>,
     events: Vec<Readiness>,
     flushing: Vec<Token>,
     /// Where a datagram handle's `recvmmsg` reports lengths and senders (reused).
@@ -111,6 +114,8 @@ impl Reactor {
             handoffs: Handoffs::default(),
             read_buf: Vec::new(),
             passed: PassedFds::default(),
+            #[cfg(feature = "tls")]
+            tls_raw: Vec::new(),
             events: Vec::with_capacity(1024),
             flushing: Vec::new(),
             received: Vec::new(),

@@ -129,6 +129,15 @@ impl Registry {
         if let Some(e) = refused {
             // Reported like an asynchronous refusal: on_error, then on_close.
             self.fail(token, Error::Io(e));
+            return Ok(token);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(crate::options::TlsSide::Client(config, name)) =
+            self.entry(token).and_then(|e| e.options.tls.clone())
+        {
+            if let Err(e) = self.start_tls_client(token, config, name) {
+                self.fail(token, e);
+            }
         }
         Ok(token)
     }

@@ -71,6 +71,9 @@ pub(crate) struct Registry {
     pub(crate) closed_pump: Option<(Token, PumpStats)>,
     /// Killed children not reaped yet (see `handle/process.rs`).
     pub(crate) orphans: Orphans,
+    /// Every TLS stream's session (see `handle/tls.rs`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::handle::tls::TlsSessions,
     /// Which spawned child's handle the running callback is for (see `Context::stdio`).
     pub(crate) child_link: Option<(Token, ChildLink)>,
     /// Descriptors queued by `send_fds`, waiting for their bytes' turn.
@@ -110,6 +113,8 @@ impl Registry {
             orphans: Orphans::default(),
             attachments: Attachments::default(),
             child_link: None,
+            #[cfg(feature = "tls")]
+            tls: Default::default(),
             next_generation: 0,
             id: REACTORS.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
             clock: Clock::new(),
@@ -387,7 +392,7 @@ impl Registry {
                 self.deferred
                     .push_back(Deferred::Close(token, CloseReason::Timeout(deadline)));
             }
-            Deadline::Send | Deadline::Connect => {
+            Deadline::Send | Deadline::Connect | Deadline::Handshake => {
                 self.fail_with(
                     token,
                     Error::Timeout(deadline),
@@ -615,6 +620,15 @@ impl Registry {
         let Life::Closing { reason } = entry.life else {
             return;
         };
+        #[cfg(feature = "tls")]
+        if matches!(&entry.state, State::Stream(s) if s.extras.tls())
+            && !self.tls_close_notify(token)
+        {
+            return; // the flush that writes close_notify comes back here
+        }
+        let Some(entry) = self.entry_mut(token) else {
+            return;
+        };
         // Only a stream socket has an end of stream to wait for, and only what was written
         // needs protecting from the reset that closing with unread input causes.
         let waits_for_eof = matches!(&entry.state, State::Stream(s) if !s.eof && s.wrote_any);
@@ -731,6 +745,38 @@ impl Registry {
     // ----- timers ------------------------------------------------------------------------
 
     /// Starts a timer owned by `token` (cancelled when the handle goes).
+    /// Cancels `token`'s internal timers of `purpose`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn cancel_purpose(&mut self, token: Token, purpose: TimerPurpose) {
+        let Registry {
+            entries,
+            timers,
+            id,
+            ..
+        } = self;
+        let Some(entry) = slot_mut(entries, *id, token) else {
+            return;
+        };
+        entry.timers.retain(|&t| {
+            let matches = timers.get(t).is_some_and(|timer| timer.purpose == purpose);
+            if matches {
+                timers.cancel(t);
+            }
+            !matches
+        });
+    }
+
+    /// Puts `token` on the list of handles to flush at the end of the turn.
+    #[cfg(feature = "tls")]
+    pub(crate) fn mark_dirty(&mut self, token: Token) {
+        if let Some(entry) = self.entry_mut(token) {
+            if !entry.in_dirty {
+                entry.in_dirty = true;
+                self.dirty.push(token);
+            }
+        }
+    }
+
     pub(crate) fn own_timer(
         &mut self,
         token: Token,

@@ -207,7 +207,11 @@ impl Reactor {
         let watermarks = entry.options.watermarks.is_some();
         let outcome = match entry.state {
             // Descriptors wait in the queue: their bytes must go in writes of their own.
-            State::Stream(ref stream) if stream.attached => self.registry.write_attached(token),
+            State::Stream(ref stream) if stream.extras.attached() => {
+                self.registry.write_attached(token)
+            }
+            #[cfg(feature = "tls")]
+            State::Stream(ref stream) if stream.extras.tls() => self.registry.write_tls(token),
             State::Stream(_) => self.registry.write_stream(token),
             _ => self.registry.write_datagrams(token),
         };
@@ -284,6 +288,8 @@ impl Reactor {
                     self.registry.kill(token, reason);
                 }
                 TimerPurpose::AcceptRetry => self.registry.end_accept_backoff(token),
+                #[cfg(feature = "tls")]
+                TimerPurpose::Handshake => self.registry.handshake_expired(token),
             }
             self.process_deferred();
         }
@@ -351,7 +357,11 @@ impl Reactor {
         }
         // A child killed before it exited is left to be reaped (its pidfd goes with it).
         self.registry.orphan(&mut entry);
-        if matches!(&entry.state, State::Stream(stream) if stream.attached) {
+        #[cfg(feature = "tls")]
+        if matches!(&entry.state, State::Stream(stream) if stream.extras.tls()) {
+            self.registry.tls.forget(token);
+        }
+        if matches!(&entry.state, State::Stream(stream) if stream.extras.attached()) {
             // Descriptors still waiting to be sent are closed; the peer never gets them.
             self.registry.attachments.forget(token);
         }

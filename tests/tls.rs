@@ -1,0 +1,348 @@
+//! TLS (feature `tls`): the handshake inside the reactor, `on_connect` after it, plaintext
+//! framing, `close_notify` both ways, and hostile peers (garbage for a ClientHello, a
+//! handshake that never comes) closing only their own connection with a typed error. The
+//! certificates are made here (rcgen); the clients are rustls over blocking sockets, and one
+//! is eventmux's own client side. `.ci/run` runs it with `--features tls`.
+#![cfg(feature = "tls")]
+
+mod util;
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use eventmux::framing::Framing;
+use eventmux::tls::rustls;
+use eventmux::{CloseReason, Context, Error, Handler, Incoming, Options, Reactor};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use util::{run_until, DEADLINE};
+
+/// A self-signed certificate for "localhost" and its key.
+fn certificate() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+    (made.cert.der().clone(), key)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_config(
+    cert: &CertificateDer<'static>,
+    key: &PrivateKeyDer<'static>,
+) -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key.clone_key())
+        .unwrap();
+    config.alpn_protocols = vec![b"echo".to_vec()];
+    Arc::new(config)
+}
+
+fn client_config(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"echo".to_vec()];
+    Arc::new(config)
+}
+
+type Client = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn client(addr: SocketAddr, cert: &CertificateDer<'static>) -> Client {
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(client_config(cert), name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+type Seen = Rc<RefCell<Vec<String>>>;
+
+/// Echoes each record; logs the connect (with ALPN and SNI), errors and the close;
+/// "quit" gets "bye" and a graceful close.
+struct Echo {
+    seen: Seen,
+}
+
+impl Handler for Echo {
+    fn on_connect(&mut self, ctx: &mut Context<'_>) {
+        let alpn = ctx
+            .tls_alpn()
+            .map(|a| String::from_utf8_lossy(&a).into_owned());
+        self.seen.borrow_mut().push(format!(
+            "connect:{alpn:?}:{:?}:{}",
+            ctx.tls_server_name(),
+            ctx.is_tls()
+        ));
+    }
+
+    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        if data == b"quit" {
+            let _ = ctx.send(b"bye\n");
+            ctx.close();
+            return;
+        }
+        let _ = ctx.send(data);
+    }
+
+    fn on_error(&mut self, _: &mut Context<'_>, error: &Error) {
+        let kind = match error {
+            Error::Tls(_) => "tls".to_string(),
+            Error::Timeout(deadline) => format!("timeout:{deadline:?}"),
+            other => other.to_string(),
+        };
+        self.seen.borrow_mut().push(format!("error:{kind}"));
+    }
+
+    fn on_close(&mut self, _: &mut Context<'_>, reason: CloseReason) {
+        self.seen.borrow_mut().push(format!("close:{reason:?}"));
+    }
+}
+
+struct Server(Seen);
+
+impl Handler for Server {
+    fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+        Some(Box::new(Echo {
+            seen: self.0.clone(),
+        }))
+    }
+}
+
+fn serve(reactor: &mut Reactor, options: Options) -> (SocketAddr, Seen) {
+    let seen = Seen::default();
+    let listener = reactor
+        .listen_with("127.0.0.1:0", options, Server(seen.clone()))
+        .unwrap();
+    (reactor.local_addr(listener).unwrap(), seen)
+}
+
+fn entries(seen: &Seen) -> Vec<String> {
+    seen.borrow().clone()
+}
+
+#[test]
+fn echo_over_tls_with_on_connect_after_the_handshake_and_close_notify_both_ways() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, seen) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
+    let c = cert.clone();
+    let peer = thread::spawn(move || {
+        let mut tls = client(addr, &c);
+        let message = util::pattern(1 << 20); // many records each way
+        let writer_message = message.clone();
+        tls.write_all(&writer_message).unwrap();
+        let mut got = vec![0u8; message.len()];
+        tls.read_exact(&mut got).unwrap();
+        assert!(got == message, "the echo differs");
+        // Our close_notify: the server ends too, with its own.
+        tls.conn.send_close_notify();
+        tls.flush().unwrap();
+        let mut rest = Vec::new();
+        tls.read_to_end(&mut rest)
+            .expect("a clean close_notify, not a truncation");
+        rest.len()
+    });
+    run_until(&mut reactor, "the client", |_| peer.is_finished());
+    assert_eq!(peer.join().unwrap(), 0);
+    run_until(&mut reactor, "the close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(
+        entries(&seen),
+        [
+            "connect:Some(\"echo\"):Some(\"localhost\"):true",
+            "close:PeerClosed"
+        ]
+    );
+}
+
+#[test]
+fn framing_sees_plaintext_records_however_the_records_are_cut() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let options = Options::new()
+        .tls(server_config(&cert, &key))
+        .framing(Framing::lines());
+    let (addr, seen) = serve(&mut reactor, options);
+    let c = cert.clone();
+    let peer = thread::spawn(move || {
+        let mut tls = client(addr, &c);
+        // One TLS record per byte: lines cross records everywhere.
+        for &b in b"one\ntwo\nquit\n" {
+            tls.write_all(&[b]).unwrap();
+            tls.flush().unwrap();
+        }
+        let mut got = Vec::new();
+        tls.read_to_end(&mut got).expect("close_notify after bye");
+        got
+    });
+    run_until(&mut reactor, "the client", |_| peer.is_finished());
+    assert_eq!(peer.join().unwrap(), b"onetwobye\n");
+    run_until(&mut reactor, "the close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(entries(&seen).last().unwrap(), "close:Closed");
+}
+
+#[test]
+fn garbage_instead_of_a_client_hello_closes_that_connection_only_with_a_tls_error() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, seen) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
+    let mut garbage = TcpStream::connect(addr).unwrap();
+    garbage.set_read_timeout(Some(DEADLINE)).unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    run_until(&mut reactor, "the refusal", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(entries(&seen), ["error:tls", "close:Error"]);
+    // Its alert, then the end of the stream.
+    let mut answer = Vec::new();
+    let _ = garbage.read_to_end(&mut answer);
+    assert_eq!(answer.first(), Some(&21), "a TLS alert record");
+    // The listener serves the next client as ever.
+    let c = cert.clone();
+    let peer = thread::spawn(move || {
+        let mut tls = client(addr, &c);
+        tls.write_all(b"fine").unwrap();
+        let mut got = [0u8; 4];
+        tls.read_exact(&mut got).unwrap();
+        got
+    });
+    run_until(&mut reactor, "the good client", |_| peer.is_finished());
+    assert_eq!(&peer.join().unwrap(), b"fine");
+}
+
+#[test]
+fn a_handshake_that_never_comes_is_cut_off_at_its_deadline() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let options = Options::new()
+        .tls(server_config(&cert, &key))
+        .handshake_timeout(Some(Duration::from_millis(200)));
+    let (addr, seen) = serve(&mut reactor, options);
+    let _silent = TcpStream::connect(addr).unwrap();
+    run_until(&mut reactor, "the deadline", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(
+        entries(&seen),
+        ["error:timeout:Handshake", "close:Timeout(Handshake)"]
+    );
+}
+
+/// Sends "ping" once connected (over TLS) and keeps what comes back.
+struct Pinger {
+    got: Rc<RefCell<Vec<u8>>>,
+    connected: Rc<RefCell<bool>>,
+}
+
+impl Handler for Pinger {
+    fn on_connect(&mut self, ctx: &mut Context<'_>) {
+        *self.connected.borrow_mut() = ctx.is_tls();
+        let _ = ctx.send(b"ping");
+    }
+
+    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        self.got.borrow_mut().extend_from_slice(data);
+        if self.got.borrow().len() >= 4 {
+            ctx.close();
+        }
+    }
+}
+
+#[test]
+fn eventmux_s_client_side_talks_to_its_server_side() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, seen) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let connected = Rc::new(RefCell::new(false));
+    let name = ServerName::try_from("localhost").unwrap();
+    let options = Options::new().tls_client(client_config(&cert), name);
+    reactor
+        .connect_with(
+            addr,
+            options,
+            Pinger {
+                got: got.clone(),
+                connected: connected.clone(),
+            },
+        )
+        .unwrap();
+    run_until(&mut reactor, "the echo", |_| got.borrow().len() >= 4);
+    assert_eq!(&*got.borrow(), b"ping");
+    assert!(*connected.borrow(), "on_connect came after the handshake");
+    run_until(&mut reactor, "the server side's close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(entries(&seen).last().unwrap(), "close:PeerClosed");
+}
+
+#[test]
+fn pem_files_load_into_a_server_config_and_errors_name_the_file() {
+    let (cert, key) = certificate();
+    let dir = std::env::temp_dir().join(format!("eventmux-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = |label: &str, der: &[u8]| {
+        use std::fmt::Write as _;
+        let b64 = base64(der);
+        let mut out = format!("-----BEGIN {label}-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            let _ = writeln!(out, "{}", std::str::from_utf8(line).unwrap());
+        }
+        let _ = writeln!(out, "-----END {label}-----");
+        out
+    };
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, pem("CERTIFICATE", &cert)).unwrap();
+    std::fs::write(&key_path, pem("PRIVATE KEY", key.secret_der())).unwrap();
+    assert!(eventmux::tls::server_config(&cert_path, &key_path).is_ok());
+    let error = eventmux::tls::server_config(&key_path, &key_path).unwrap_err();
+    assert!(
+        error.to_string().contains("key.pem"),
+        "names the file: {error}"
+    );
+    let missing = dir.join("missing.pem");
+    let error = eventmux::tls::server_config(&cert_path, &missing).unwrap_err();
+    assert!(error.to_string().contains("missing.pem"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Standard base64 with padding (for writing PEM files in the test).
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
