@@ -2,6 +2,7 @@
 //!
 //!     cargo run --release --example echo -- [ADDR] [--idle-timeout SECS] [--takeover PATH]
 //!                                            [--threads N [--pin] [--spread kernel|fewest]]
+//!                                            [--tls CERT KEY]
 //!
 //! ADDR defaults to 127.0.0.1:7007; `--help` lists the options and their defaults. Try it
 //! with `nc 127.0.0.1 7007`.
@@ -16,6 +17,10 @@
 //! `SO_REUSEPORT` listener (`--spread kernel`, the default), or one acceptor that hands
 //! each connection to the thread with the fewest (`--spread fewest`, even for long-lived
 //! connections). `--pin` pins thread i to the i-th CPU.
+//!
+//! `--tls CERT KEY` (a build with `--features tls`) serves TLS with the PEM certificate
+//! chain and key: `scripts/make_cert.sh` makes a self-signed pair, and
+//! `openssl s_client -connect 127.0.0.1:7007 -CAfile cert.pem` talks to it.
 //!
 //! SIGTERM or SIGINT (or a takeover) stops accepting and lets each client finish: an echo
 //! has no goodbye to say, so a connection closes when its client closes it, within 10 s.
@@ -80,7 +85,7 @@ fn usage() -> String {
                         acceptor handing connections to the least busy (default kernel)
 {}",
         DEFAULT_IDLE.as_secs(),
-        cli::cores_usage(24)
+        cli::cores_usage(24) + &cli::tls_usage(24)
     )
 }
 
@@ -88,8 +93,9 @@ fn main() -> std::io::Result<()> {
     let mut idle = Some(DEFAULT_IDLE);
     let mut takeover = None;
     let (mut cores, mut spread) = (cli::Cores::default(), Spread::Kernel);
+    let mut tls = cli::TlsFiles::default();
     let addr = cli::parse("echo", &usage(), DEFAULT_ADDR, |flag, value| {
-        if cores.option(flag, value)? {
+        if cores.option(flag, value)? || tls.option(flag, value)? {
             return Ok(true);
         }
         match flag {
@@ -109,9 +115,10 @@ fn main() -> std::io::Result<()> {
         Ok(true)
     });
     let options = move || {
-        Options::new()
+        let plain = Options::new()
             .idle_timeout(idle)
-            .watermarks(HIGH_WATER, LOW_WATER)
+            .watermarks(HIGH_WATER, LOW_WATER);
+        tls.apply(plain)
     };
     if cores.threads > 1 {
         if takeover.is_some() {

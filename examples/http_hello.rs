@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release --example http_hello -- [ADDR] [--request-timeout SECS]
 //!         [--keepalive-timeout SECS] [--max-head BYTES] [--max-body BYTES] [--busy-poll-us N]
-//!         [--threads N] [--pin]
+//!         [--threads N] [--pin] [--tls CERT KEY]
 //!
 //! ADDR defaults to 127.0.0.1:8080; `--help` lists the options and their defaults. The
 //! reactor busy-polls for 200 µs after each busy turn (`Reactor::set_busy_poll`), as a
@@ -12,6 +12,10 @@
 //!
 //! `--threads N` serves on N reactor threads, each with its own `SO_REUSEPORT` listener
 //! (as nginx's workers do with `reuseport`); `--pin` pins thread i to the i-th CPU.
+//!
+//! `--tls CERT KEY` (a build with `--features tls`) serves HTTPS with the PEM certificate
+//! chain and key (`scripts/make_cert.sh` makes a self-signed pair): try
+//! `curl --cacert cert.pem https://localhost:8080/`.
 //!
 //! Try it with `curl -v http://127.0.0.1:8080/` or `wrk -c 50 http://127.0.0.1:8080/`.
 //! Framing (`Framing::http()`, bounded here) hands the handler one whole request at a time,
@@ -328,7 +332,7 @@ fn usage() -> String {
         config.max_head,
         config.max_body,
         DEFAULT_BUSY_POLL.as_micros(),
-        cli::cores_usage(29),
+        cli::cores_usage(29) + &cli::tls_usage(29),
     )
 }
 
@@ -343,8 +347,9 @@ fn bytes(flag: &str, value: Option<String>) -> Result<usize, String> {
 fn main() -> std::io::Result<()> {
     let (mut config, mut busy_poll) = (Config::default(), DEFAULT_BUSY_POLL);
     let mut cores = cli::Cores::default();
+    let mut tls = cli::TlsFiles::default();
     let addr = cli::parse("http_hello", &usage(), DEFAULT_ADDR, |flag, value| {
-        if cores.option(flag, value)? {
+        if cores.option(flag, value)? || tls.option(flag, value)? {
             return Ok(true);
         }
         match flag {
@@ -363,7 +368,7 @@ fn main() -> std::io::Result<()> {
             .listen(
                 &addr,
                 Spread::Kernel,
-                move || options(&config),
+                move || tls.apply(options(&config)),
                 |_| Some(Box::new(Connection::default())),
             )
             .start(move |reactor, _| {
@@ -376,7 +381,7 @@ fn main() -> std::io::Result<()> {
     }
     let mut reactor = Reactor::new()?;
     reactor.set_busy_poll(busy_poll);
-    let listener = start(&mut reactor, &addr, &config)?;
+    let listener = reactor.listen_with(addr.as_str(), tls.apply(options(&config)), Server)?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

@@ -196,3 +196,57 @@ impl eventmux::Handler for DrainGroup {
         self.group.shutdown(grace);
     }
 }
+
+/// `--tls CERT KEY`: PEM files of a certificate chain and its key, for the examples that
+/// serve TLS (built with `--features tls`).
+#[derive(Clone, Debug, Default)]
+pub struct TlsFiles(Option<(String, String)>);
+
+/// The usage line of [`TlsFiles`]'s option.
+pub fn tls_usage(column: usize) -> String {
+    let what = if cfg!(feature = "tls") {
+        "serve TLS with this PEM certificate chain and key (scripts/make_cert.sh makes a pair)"
+    } else {
+        "serve TLS (needs a build with --features tls)"
+    };
+    format!("  {:<width$}{what}\n", "--tls CERT KEY", width = column - 2)
+}
+
+impl TlsFiles {
+    /// Takes `--tls CERT KEY`; says whether `flag` was it.
+    pub fn option(
+        &mut self,
+        flag: &str,
+        value: &mut dyn Iterator<Item = String>,
+    ) -> Result<bool, String> {
+        if flag != "--tls" {
+            return Ok(false);
+        }
+        let (Some(cert), Some(key)) = (value.next(), value.next()) else {
+            return Err("--tls takes a certificate file and a key file".into());
+        };
+        if !cfg!(feature = "tls") {
+            return Err(
+                "--tls needs a build with TLS: cargo run --features tls --example ...".into(),
+            );
+        }
+        self.0 = Some((cert, key));
+        Ok(true)
+    }
+
+    /// `options` with TLS from the files, if `--tls` was given (exits with status 2 and the
+    /// reason if the files do not load).
+    pub fn apply(&self, options: eventmux::Options) -> eventmux::Options {
+        #[cfg(feature = "tls")]
+        if let Some((cert, key)) = &self.0 {
+            match eventmux::tls::server_config(cert.as_ref(), key.as_ref()) {
+                Ok(config) => return options.tls(config),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        options
+    }
+}
