@@ -281,7 +281,8 @@ pub trait Handler: Any {
 
     /// Bytes arrived: whatever one read returned or, with [framing](crate::framing), one
     /// whole record. `data` usually borrows the reactor's shared read buffer: copy what must
-    /// outlive the call.
+    /// outlive the call. An empty record (an empty line, `fixed(0)`, a length prefix of 0)
+    /// arrives as an empty slice; without framing `data` is never empty.
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {

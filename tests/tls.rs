@@ -346,3 +346,60 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn a_truncated_client_hello_is_cut_off_at_the_handshake_deadline() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let options = Options::new()
+        .tls(server_config(&cert, &key))
+        .handshake_timeout(Some(Duration::from_millis(200)));
+    let (addr, seen) = serve(&mut reactor, options);
+    // A real ClientHello, cut after 20 bytes.
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut hello = Vec::new();
+    rustls::ClientConnection::new(client_config(&cert), name)
+        .unwrap()
+        .write_tls(&mut hello)
+        .unwrap();
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(&hello[..20]).unwrap();
+    run_until(&mut reactor, "the deadline", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(
+        entries(&seen),
+        ["error:timeout:Handshake", "close:Timeout(Handshake)"]
+    );
+}
+
+#[test]
+fn a_record_that_does_not_decrypt_mid_stream_closes_with_a_tls_error() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, seen) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
+    let c = cert.clone();
+    let peer = thread::spawn(move || {
+        let mut tls = client(addr, &c);
+        tls.write_all(b"fine").unwrap();
+        let mut got = [0u8; 4];
+        tls.read_exact(&mut got).unwrap();
+        // An application-data record of garbage, past rustls, on the socket itself.
+        tls.sock
+            .write_all(&[
+                23, 3, 3, 0, 24, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+                20, 21, 22, 23, 24,
+            ])
+            .unwrap();
+        // The server's alert (encrypted, under TLS 1.3), then its end of the stream.
+        let mut rest = Vec::new();
+        tls.sock.read_to_end(&mut rest).is_ok()
+    });
+    run_until(&mut reactor, "the client", |_| peer.is_finished());
+    assert!(peer.join().unwrap(), "the server closed the connection");
+    run_until(&mut reactor, "the close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    let seen = entries(&seen);
+    assert_eq!(seen[1..], ["error:tls", "close:Error"], "{seen:?}");
+}
