@@ -204,7 +204,8 @@ impl Reactor {
             return;
         }
         let level = entry.trigger == Trigger::Level;
-        let watermarks = entry.options.watermarks.is_some();
+        // Only a queue above its high watermark can reach the low one by this write.
+        let above_high = matches!(&entry.state, State::Stream(s) if s.above_high);
         let outcome = match entry.state {
             // Descriptors wait in the queue: their bytes must go in writes of their own.
             State::Stream(ref stream) if stream.extras.attached() => {
@@ -218,7 +219,7 @@ impl Reactor {
         if level {
             self.registry.update_interest(token);
         }
-        if watermarks && self.registry.reach_low_watermark(token) {
+        if above_high && self.registry.reach_low_watermark(token) {
             // Before the read it allows, which may come in this same visit.
             dispatch(&mut self.registry, token, |h, ctx| {
                 h.on_watermark(ctx, Watermark::Low)
