@@ -12,7 +12,8 @@
 //!   connection's handler is created on the worker by the factory. Long-lived connections
 //!   stay even, where the kernel's hash can leave one worker with many more.
 //!
-//! The group's threads block every signal (a signal is for the thread that reads a
+//! Each worker holds one virtual handle of its own, so that it serves until the group stops
+//! it even while it has nothing else. The group's threads block every signal (a signal is for the thread that reads a
 //! signalfd, as with pumps); `stop`, `shutdown` and `join` reach all of them. Tokens carry
 //! their reactor's identity, so a token of one worker names nothing on another.
 
@@ -637,6 +638,9 @@ impl WorkerStart {
         }
         let mut reactor = Reactor::with_backend(self.backend)?;
         reactor.set_panic_policy(self.panic_policy);
+        // A reactor returns from run() once it has no handle; a worker serves until the
+        // group stops it, whatever it holds meanwhile.
+        reactor.add_handler(Anchor);
         for (i, fd) in self.kernel_fds {
             let spec = &self.specs[i];
             let listener = FactoryListener {
@@ -661,6 +665,12 @@ impl WorkerStart {
         Ok((reactor, remote, intakes))
     }
 }
+
+/// Keeps a worker's reactor running while it has nothing else (a virtual handle, closed by
+/// the group's shutdown like any other).
+struct Anchor;
+
+impl Handler for Anchor {}
 
 /// A worker's own listener of a [`Spread::Kernel`] group listener.
 struct FactoryListener {
