@@ -290,11 +290,16 @@ impl Handler for Server {
 
 /// Opens the server on `addr`; returns the listener's token.
 pub fn start(reactor: &mut Reactor, addr: &str, config: &Config) -> std::io::Result<Token> {
-    reactor.listen_with(addr, options(config), Server)
+    start_with(reactor, addr, options(config))
+}
+
+/// Opens the server on `addr` with `options` (those of [`options`], TLS added, say).
+pub fn start_with(reactor: &mut Reactor, addr: &str, options: Options) -> std::io::Result<Token> {
+    reactor.listen_with(addr, options, Server)
 }
 
 /// The listener's options: the framing and the bounds of `config`.
-fn options(config: &Config) -> Options {
+pub fn options(config: &Config) -> Options {
     Options::new()
         .framing(Framing::custom(Requests::new(config)))
         // The decoder bounds head and body; this bounds what neither covers, a chunked
@@ -381,7 +386,7 @@ fn main() -> std::io::Result<()> {
     }
     let mut reactor = Reactor::new()?;
     reactor.set_busy_poll(busy_poll);
-    let listener = reactor.listen_with(addr.as_str(), tls.apply(options(&config)), Server)?;
+    let listener = start_with(&mut reactor, &addr, tls.apply(options(&config)))?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

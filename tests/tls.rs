@@ -403,3 +403,137 @@ fn a_record_that_does_not_decrypt_mid_stream_closes_with_a_tls_error() {
     let seen = entries(&seen);
     assert_eq!(seen[1..], ["error:tls", "close:Error"], "{seen:?}");
 }
+
+// ----- real clients, unmodified ----------------------------------------------------------
+
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "../examples/http_hello.rs"]
+mod http_hello;
+
+/// The certificate as a PEM file, for command-line clients.
+fn pem_file(cert: &CertificateDer<'static>, name: &str) -> std::path::PathBuf {
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in base64(cert).as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let path = std::env::temp_dir().join(format!("eventmux-{name}-{}.pem", std::process::id()));
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
+/// `http_hello` over TLS on a reactor thread of its own; its address.
+fn https_hello(cert: &CertificateDer<'static>, key: &PrivateKeyDer<'static>) -> SocketAddr {
+    // HTTP/1.1 by ALPN, as curl offers it (beside h2, which this server does not speak).
+    let mut config = (*server_config(cert, key)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = Arc::new(config);
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut reactor = Reactor::new().unwrap();
+        let options = http_hello::options(&http_hello::Config::default()).tls(config);
+        let listener = http_hello::start_with(&mut reactor, "127.0.0.1:0", options).unwrap();
+        tx.send(reactor.local_addr(listener).unwrap()).unwrap();
+        reactor.run().unwrap();
+    });
+    rx.recv().unwrap()
+}
+
+fn installed(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!("{tool} is not installed: this test checks nothing (apt-get install {tool})");
+    }
+    found
+}
+
+#[test]
+fn curl_gets_https_from_http_hello_twice_on_one_connection() {
+    if !installed("curl") {
+        return;
+    }
+    let (cert, key) = certificate();
+    let addr = https_hello(&cert, &key);
+    let ca = pem_file(&cert, "curl");
+    let url = format!("https://localhost:{}/", addr.port());
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(&ca)
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())])
+        .args([&url, &url])
+        .args(["-w", "%{http_code} %{num_connects}\n"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&ca);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl failed: {text}");
+    // Each body, then the status and how many new connections the request needed.
+    assert_eq!(
+        text, "Hello, world!\n200 1\nHello, world!\n200 0\n",
+        "{text}"
+    );
+}
+
+#[test]
+fn openssl_s_client_pipelines_two_requests_over_tls() {
+    if !installed("openssl") {
+        return;
+    }
+    let (cert, key) = certificate();
+    let addr = https_hello(&cert, &key);
+    let ca = pem_file(&cert, "s_client");
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ])
+        .args(["-connect", &addr.to_string(), "-CAfile"])
+        .arg(&ca)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Two requests in one write: pipelined; the second closes the connection.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&ca);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert_eq!(text.matches("Hello, world!").count(), 2, "{text}");
+}
+
+#[test]
+fn application_data_before_the_handshake_ends_closes_with_a_tls_error() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, seen) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut hello = Vec::new();
+    rustls::ClientConnection::new(client_config(&cert), name)
+        .unwrap()
+        .write_tls(&mut hello)
+        .unwrap();
+    // The ClientHello, then at once an application-data record, before any answer.
+    hello.extend_from_slice(&[23, 3, 3, 0, 5, b'h', b'e', b'l', b'l', b'o']);
+    let mut eager = TcpStream::connect(addr).unwrap();
+    eager.write_all(&hello).unwrap();
+    run_until(&mut reactor, "the refusal", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    assert_eq!(entries(&seen), ["error:tls", "close:Error"]);
+}
