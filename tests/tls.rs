@@ -537,3 +537,65 @@ fn application_data_before_the_handshake_ends_closes_with_a_tls_error() {
     });
     assert_eq!(entries(&seen), ["error:tls", "close:Error"]);
 }
+
+#[test]
+fn a_renegotiation_attempt_is_refused_and_ends_only_that_connection() {
+    if !installed("openssl") {
+        return;
+    }
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, seen) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
+    let ca = pem_file(&cert, "renegotiate");
+    // TLS 1.2 (1.3 has no renegotiation); "R" on its own line makes s_client renegotiate.
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-tls1_2", "-servername", "localhost"])
+        .args(["-connect", &addr.to_string(), "-CAfile"])
+        .arg(&ca)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(b"before\n");
+        thread::sleep(Duration::from_millis(300));
+        let _ = stdin.write_all(b"R\n");
+        thread::sleep(Duration::from_millis(700));
+        let _ = stdin.write_all(b"after\n");
+        thread::sleep(Duration::from_millis(300));
+    });
+    run_until(&mut reactor, "s_client", |_| feeder.is_finished());
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&ca);
+    run_until(&mut reactor, "the close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    // s_client reports on stderr, echoes on stdout.
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("RENEGOTIATING"), "{text}");
+    assert!(
+        text.contains("before"),
+        "the echo before the attempt: {text}"
+    );
+    assert!(!text.contains("\nafter"), "no renegotiated session: {text}");
+    // The server refused it (rustls's no_renegotiation warning), the client answered with a
+    // fatal alert: that connection ends with a TLS error, and nothing else is touched.
+    let seen = entries(&seen);
+    assert!(seen[0].starts_with("connect:"), "{seen:?}");
+    assert_eq!(seen[1..], ["error:tls", "close:Error"], "{seen:?}");
+    // The listener serves the next client as ever.
+    let c = cert.clone();
+    let peer = thread::spawn(move || {
+        let mut tls = client(addr, &c);
+        tls.write_all(b"next").unwrap();
+        let mut got = [0u8; 4];
+        tls.read_exact(&mut got).unwrap();
+        got
+    });
+    run_until(&mut reactor, "the next client", |_| peer.is_finished());
+    assert_eq!(&peer.join().unwrap(), b"next");
+}
