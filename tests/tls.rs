@@ -599,3 +599,77 @@ fn a_renegotiation_attempt_is_refused_and_ends_only_that_connection() {
     run_until(&mut reactor, "the next client", |_| peer.is_finished());
     assert_eq!(&peer.join().unwrap(), b"next");
 }
+
+/// Pauses reading at its first record and resumes on a timer; counts on_sent.
+struct Pausing {
+    got: Rc<RefCell<Vec<u8>>>,
+    sent: Rc<RefCell<usize>>,
+}
+
+impl Handler for Pausing {
+    fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        let first = self.got.borrow().is_empty();
+        self.got.borrow_mut().extend_from_slice(data);
+        if first {
+            ctx.pause_reading().unwrap();
+            ctx.set_timer(Duration::from_millis(100)).unwrap();
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>, _: eventmux::TimerId) {
+        ctx.resume_reading().unwrap();
+    }
+
+    fn on_sent(&mut self, _: &mut Context<'_>) {
+        *self.sent.borrow_mut() += 1;
+    }
+}
+
+struct PausingServer(Rc<RefCell<Vec<u8>>>, Rc<RefCell<usize>>);
+
+impl Handler for PausingServer {
+    fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
+        Some(Box::new(Pausing {
+            got: self.0.clone(),
+            sent: self.1.clone(),
+        }))
+    }
+}
+
+#[test]
+fn plaintext_held_over_a_pause_is_delivered_on_resume_and_handshakes_are_no_on_sent() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let sent = Rc::new(RefCell::new(0));
+    // Reads of 2 bytes: after the first, the rest of the record's plaintext waits in
+    // rustls (not in the input buffer) through the pause.
+    let options = Options::new()
+        .tls(server_config(&cert, &key))
+        .read_size(2);
+    let listener = reactor
+        .listen_with(
+            "127.0.0.1:0",
+            options,
+            PausingServer(got.clone(), sent.clone()),
+        )
+        .unwrap();
+    let addr = reactor.local_addr(listener).unwrap();
+    let c = cert.clone();
+    let peer = thread::spawn(move || {
+        let mut tls = client(addr, &c);
+        tls.write_all(b"a\nb\nc\n").unwrap(); // one record, three lines
+        tls.flush().unwrap();
+        thread::sleep(Duration::from_millis(500));
+        tls
+    });
+    run_until(&mut reactor, "every byte, after the resume", |_| {
+        got.borrow().as_slice() == b"a\nb\nc\n"
+    });
+    assert_eq!(
+        *sent.borrow(),
+        0,
+        "the handshake's own records are no on_sent"
+    );
+    drop(peer.join().unwrap());
+}

@@ -162,6 +162,9 @@ impl Registry {
         let Some(session) = tls.get_mut(token) else {
             return Flushed::Idle;
         };
+        // Only a drain of the handler's own bytes is an `on_sent`; records of rustls's own
+        // (a handshake message) are not, except the close_notify a closing handle waits on.
+        let plaintext = !stream.output.is_empty() || entry.life != Life::Open;
         loop {
             let mut took = 0;
             if !session.handshaking && !session.close_notify_sent && !stream.output.is_empty() {
@@ -192,7 +195,11 @@ impl Registry {
                 stream.wrote_any = true;
             }
             if stream.output.is_empty() {
-                return Flushed::Drained;
+                return if plaintext {
+                    Flushed::Drained
+                } else {
+                    Flushed::Idle
+                };
             }
             if session.handshaking || took == 0 {
                 return Flushed::Partial;

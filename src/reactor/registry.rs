@@ -556,6 +556,12 @@ impl Registry {
             State::Datagram(datagram) => !datagram.held.is_empty(),
             _ => false,
         };
+        // Plaintext rustls decrypted before the pause waits inside it, not in the input
+        // buffer: the visit that delivers it is a read (which then finds the socket empty).
+        #[cfg(feature = "tls")]
+        if !paused && matches!(&entry.state, State::Stream(s) if s.extras.tls()) {
+            entry.ready.readable = true;
+        }
         let resume = !paused && (entry.ready.readable || entry.ready.read_closed || waiting);
         self.update_interest(token);
         if resume {
