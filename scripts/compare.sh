@@ -4,6 +4,7 @@
 #
 #   mini_redis  vs redis-server  redis-benchmark -t ping,set,get,incr,mset -c 50, -P 1 and -P 16
 #   http_hello  vs nginx         wrk -t1 -c50 GET /
+#   http_hello --tls vs nginx ssl  the same over TLS 1.3, one certificate for both
 #   echo        vs tokio_echo    loadgen, 50 connections, 64 B messages, depth 1 and 16
 #   echo        vs mio_echo      (the same runs)
 #   memcached   vs memcached -t 1  memcaslap -c 50, its default get/set mix
@@ -29,7 +30,7 @@
 # 10-20% from minute to minute, pairing them is what keeps that drift out of the ratio.
 #
 # COMPARE_SECS (5): seconds per measured run; COMPARE_ROUNDS (5): runs per server and row;
-# COMPARE_ONLY (redis,http,echo,memcached): sections to run; COMPARE_BUSY_POLL_US (unset): passed to
+# COMPARE_ONLY (redis,http,https,echo,memcached): sections to run; COMPARE_BUSY_POLL_US (unset): passed to
 # mini_redis and http_hello as --busy-poll-us (they busy-poll 200 us by default; the peers
 # do not, so `COMPARE_BUSY_POLL_US=0` shows what that is worth). Missing tools (redis-server,
 # redis-benchmark, nginx, wrk, taskset) are installed with apt-get; a section whose tools
@@ -38,7 +39,7 @@ set -euo pipefail
 
 SECS=${COMPARE_SECS:-5}
 ROUNDS=${COMPARE_ROUNDS:-5}
-ONLY=${COMPARE_ONLY:-redis,http,echo,memcached}
+ONLY=${COMPARE_ONLY:-redis,http,https,echo,memcached}
 BUSY_POLL_US=${COMPARE_BUSY_POLL_US:-}
 SERVER_CPU=0
 CLIENT_CPU=1
@@ -394,9 +395,10 @@ http_check() {
 }
 
 # wrk_run PORT SECONDS: requests per second.
+# wrk_run PORT SECS [SCHEME]: wrk's requests per second for GET / (SCHEME: http).
 wrk_run() {
     local log=$OUT/wrk.log
-    "${CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$2"s "http://127.0.0.1:$1/" >"$log.last" 2>&1 || true
+    "${CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$2"s "${3:-http}://127.0.0.1:$1/" >"$log.last" 2>&1 || true
     cat "$log.last" >>"$log"
     if grep -q -e 'Non-2xx' -e 'Socket errors' "$log.last"; then
         say "note: wrk saw errors on port $1: $(grep -e 'Non-2xx' -e 'Socket errors' "$log.last" | tr -s ' ')"
@@ -468,6 +470,86 @@ EOF
         done
     done
     row "http_hello / nginx: GET / (wrk -c$CONNS)" "http GET /" http_hello nginx
+    stop_servers
+}
+
+# ----- https -----------------------------------------------------------------------------
+
+# http_hello built with TLS (its own target directory, so the plain rows keep binaries
+# without the feature) beside nginx with ssl: one self-signed certificate
+# (scripts/make_cert.sh, P-256) for both, TLS 1.3 only, so both negotiate the same suite.
+https_section() {
+    if ! { need nginx nginx && need wrk wrk && need openssl openssl; }; then
+        say "skipping http_hello --tls vs nginx ssl"
+        return 0
+    fi
+    (cd "$ROOT" && cargo build --release -q --features tls --example http_hello \
+        --target-dir "$ROOT/target/tls")
+    local certs=$OUT/tls
+    bash "$ROOT/scripts/make_cert.sh" "$certs" >/dev/null
+    start_server "$ROOT/target/tls/release/examples/http_hello" \
+        --tls "$certs/cert.pem" "$certs/key.pem" ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
+    local hello_port=${ADDR##*:}
+    local port
+    port=$(free_port)
+    local dir=$OUT/nginx-tls
+    mkdir -p "$dir"
+    cat >"$OUT/nginx-tls.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $OUT/nginx-tls.pid;
+error_log $OUT/nginx-tls-error.log;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $certs/cert.pem;
+        ssl_certificate_key $certs/key.pem;
+        ssl_protocols TLSv1.3;
+        location / {
+            return 200 "Hello, world!\n";
+        }
+    }
+}
+EOF
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} nginx -p "$dir/" -c "$OUT/nginx-tls.conf" \
+        >>"$OUT/nginx-tls.log" 2>&1 &
+    PIDS+=($!)
+    PID[nginx-tls]=$!
+    wait_port "$port" $!
+    local server suite
+    for server in "$hello_port" "$port"; do
+        suite=$(openssl s_client -connect "127.0.0.1:$server" -tls1_3 </dev/null 2>/dev/null |
+            sed -n 's/^ *Cipher *: *//p;s/.*Cipher is //p' | head -1)
+        say "TLS on port $server: ${suite:-unknown suite}"
+    done
+    wrk_run "$hello_port" 1 https >/dev/null
+    wrk_run "$port" 1 https >/dev/null
+    local round
+    for ((round = 0; round < ROUNDS; round++)); do
+        ROUND=$round
+        for server in $(rotate "$round" http_hello nginx-tls); do
+            say "round $((round + 1))/$ROUNDS: $server, wrk -t1 -c$CONNS -d${SECS}s https"
+            if [ "$server" = http_hello ]; then
+                measure "${PID[$server]}" wrk_run "$hello_port" "$SECS" https
+            else
+                measure "${PID[$server]}" wrk_run "$port" "$SECS" https
+            fi
+            record "https GET /" "$server" "$(cat "$OUT/last.out")"
+        done
+    done
+    row "http_hello --tls / nginx ssl: GET / over TLS 1.3 (wrk -c$CONNS)" "https GET /" \
+        http_hello nginx-tls
     stop_servers
 }
 
@@ -632,6 +714,7 @@ say "building the release examples and the loadgen crate's binaries"
 say "$ROUNDS round(s) of ${SECS} s per server and row; $PINNING"
 if [[ ,$ONLY, == *,redis,* ]]; then redis_section; fi
 if [[ ,$ONLY, == *,http,* ]]; then http_section; fi
+if [[ ,$ONLY, == *,https,* ]]; then https_section; fi
 if [[ ,$ONLY, == *,echo,* ]]; then echo_section; fi
 if [[ ,$ONLY, == *,memcached,* ]]; then memcached_section; fi
 report
