@@ -644,9 +644,7 @@ fn plaintext_held_over_a_pause_is_delivered_on_resume_and_handshakes_are_no_on_s
     let sent = Rc::new(RefCell::new(0));
     // Reads of 2 bytes: after the first, the rest of the record's plaintext waits in
     // rustls (not in the input buffer) through the pause.
-    let options = Options::new()
-        .tls(server_config(&cert, &key))
-        .read_size(2);
+    let options = Options::new().tls(server_config(&cert, &key)).read_size(2);
     let listener = reactor
         .listen_with(
             "127.0.0.1:0",
