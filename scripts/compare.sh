@@ -69,6 +69,8 @@ mkdir -p "$OUT"
 : >"$ROWS"
 
 say() { echo "compare: $*" >&2; }
+# The helpers compare.sh and scale.sh share (tools, ports, CPU accounting).
+source "$ROOT/scripts/bench_lib.sh"
 
 # ----- servers and clean-up --------------------------------------------------------------
 
@@ -99,41 +101,6 @@ SUDO=
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 APT_UPDATED=
 
-apt_install() {
-    # Keep package scripts from starting the services they install (a stray redis on
-    # 6379, an nginx on 80): the standard policy-rc.d "deny", for the install only.
-    if [ -z "$SUDO" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-        POLICY_RC=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
-        chmod +x "$POLICY_RC"
-    fi
-    local status=0
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y -q --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1 || status=$?
-    if [ "$status" != 0 ] && [ -z "$APT_UPDATED" ]; then
-        APT_UPDATED=1
-        say "apt-get install $* failed; running apt-get update once"
-        $SUDO apt-get update -q >>"$OUT/apt.log" 2>&1 || true
-        status=0
-        $SUDO apt-get install -y -q --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1 || status=$?
-    fi
-    if [ -n "$POLICY_RC" ]; then
-        rm -f "$POLICY_RC"
-        POLICY_RC=
-    fi
-    return "$status"
-}
-
-# need COMMAND PACKAGE: installs PACKAGE if COMMAND is missing; fails if it still is.
-need() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    say "installing $2 (for $1)"
-    if ! apt_install "$2" || ! command -v "$1" >/dev/null 2>&1; then
-        say "note: $1 is not available (see $OUT/apt.log)"
-        return 1
-    fi
-}
-
 # ----- pinning ---------------------------------------------------------------------------
 
 PIN_SERVER=()
@@ -151,31 +118,6 @@ fi
 CLIENT=(timeout $((SECS * 20 + 60)) ${PIN_CLIENT[@]+"${PIN_CLIENT[@]}"})
 
 # ----- helpers ---------------------------------------------------------------------------
-
-# A loopback port nobody listens on, below Linux's ephemeral range.
-free_port() {
-    local port
-    for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    echo "compare: no free port found" >&2
-    return 1
-}
-
-# wait_port PORT PID: until something accepts on 127.0.0.1:PORT (10 s at most).
-wait_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || break
-        sleep 0.1
-    done
-    say "the server expected on port $1 did not start"
-    return 1
-}
 
 # start_server BINARY [ARG...]: runs BINARY on 127.0.0.1:0 (pinned), with ARGs after the
 # address, and sets ADDR to the address it prints ("listening on ADDR") and PID[NAME] to
@@ -201,28 +143,6 @@ start_server() {
     say "$name did not start; its log:"
     cat "$log" >&2
     return 1
-}
-
-# CPU time (clock ticks) used so far by process PID and its children (nginx's worker).
-cpu_ticks() {
-    local total=0 p ticks
-    for p in $1 $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-        ticks=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' /proc/"$p"/stat 2>/dev/null) || ticks=0
-        total=$((total + ${ticks:-0}))
-    done
-    echo "$total"
-}
-
-# CPU time (clock ticks) all CPUs have been busy, for anyone (user, system, interrupts,
-# steal).
-machine_ticks() {
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
-}
-
-# children_cpu FILE: CPU seconds used by this shell's finished children, from the output
-# of bash's `times` (which must run in this shell, not in a $(...) subshell) saved in FILE.
-children_cpu() {
-    awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
 }
 
 # measure SERVER_PID COMMAND...: runs a load generator (its output in $OUT/last.out) and
@@ -267,17 +187,6 @@ record() {
 # row LABEL CASE EVENTMUX_SERVER PEER_SERVER: a line of the final table.
 row() {
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"
-}
-
-# The servers of one round in rotated order: round r starts with the r-th server.
-rotate() {
-    local round=$1
-    shift
-    local n=$# i
-    for ((i = 0; i < n; i++)); do
-        local k=$(((round + i) % n + 1))
-        echo "${!k}"
-    done
 }
 
 # ----- redis -----------------------------------------------------------------------------
@@ -406,24 +315,23 @@ wrk_run() {
     awk '/^Requests\/sec:/ { print $2 }' "$log.last"
 }
 
-http_section() {
-    if ! { need nginx nginx && need wrk wrk; }; then
-        say "skipping http_hello vs nginx"
-        return 0
-    fi
-    start_server "$EXAMPLES/http_hello" ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
-    local hello_port=${ADDR##*:}
-    local port
-    port=$(free_port)
-    local dir=$OUT/nginx
+# start_nginx NAME PORT [SERVER_LINE...]: nginx answering GET / with "Hello, world!" on
+# 127.0.0.1:PORT, one worker, pinned like the other servers, with extra lines in its
+# server block (ssl: the listen parameter and certificate lines), under $OUT/NAME;
+# sets PID[NAME]. keepalive_requests: nginx closes a keep-alive connection after 1000
+# requests by default and wrk reconnects; http_hello never does, so the limit is lifted.
+start_nginx() {
+    local name=$1 port=$2 dir=$OUT/$1 listen_extra=
+    shift 2
     mkdir -p "$dir"
-    # keepalive_requests: nginx closes a keep-alive connection after 1000 requests by
-    # default and wrk reconnects; http_hello never does, so lift the limit for both.
-    cat >"$OUT/nginx.conf" <<EOF
+    local lines=("$@")
+    if [ ${#lines[@]} -gt 0 ]; then listen_extra=" ssl"; fi
+    {
+        cat <<EOF
 worker_processes 1;
 daemon off;
-pid $OUT/nginx.pid;
-error_log $OUT/nginx-error.log;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
 events {
     worker_connections 1024;
 }
@@ -437,20 +345,37 @@ http {
     uwsgi_temp_path $dir/uwsgi;
     scgi_temp_path $dir/scgi;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$listen_extra;
+EOF
+        local line
+        for line in ${lines[@]+"${lines[@]}"}; do printf '        %s\n' "$line"; done
+        cat <<EOF
         location / {
             return 200 "Hello, world!\n";
         }
     }
 }
 EOF
+    } >"$dir/nginx.conf"
     local early_log=()
-    if nginx -h 2>&1 | grep -q -- '-e filename'; then early_log=(-e "$OUT/nginx-error.log"); fi
-    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} nginx -p "$dir/" -c "$OUT/nginx.conf" \
-        ${early_log[@]+"${early_log[@]}"} >>"$OUT/nginx.log" 2>&1 &
+    if nginx -h 2>&1 | grep -q -- '-e filename'; then early_log=(-e "$dir/error.log"); fi
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} nginx -p "$dir/" -c "$dir/nginx.conf" \
+        ${early_log[@]+"${early_log[@]}"} >>"$dir/nginx.log" 2>&1 &
     PIDS+=($!)
-    PID[nginx]=$!
+    PID[$name]=$!
     wait_port "$port" $!
+}
+
+http_section() {
+    if ! { need nginx nginx && need wrk wrk; }; then
+        say "skipping http_hello vs nginx"
+        return 0
+    fi
+    start_server "$EXAMPLES/http_hello" ${BUSY_POLL_ARGS[@]+"${BUSY_POLL_ARGS[@]}"}
+    local hello_port=${ADDR##*:}
+    local port
+    port=$(free_port)
+    start_nginx nginx "$port"
     http_check "$hello_port"
     http_check "$port"
     # Warm both up.
@@ -492,41 +417,8 @@ https_section() {
     local hello_port=${ADDR##*:}
     local port
     port=$(free_port)
-    local dir=$OUT/nginx-tls
-    mkdir -p "$dir"
-    cat >"$OUT/nginx-tls.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $OUT/nginx-tls.pid;
-error_log $OUT/nginx-tls-error.log;
-events {
-    worker_connections 1024;
-}
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 1000000;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    server {
-        listen 127.0.0.1:$port ssl;
-        ssl_certificate $certs/cert.pem;
-        ssl_certificate_key $certs/key.pem;
-        ssl_protocols TLSv1.3;
-        location / {
-            return 200 "Hello, world!\n";
-        }
-    }
-}
-EOF
-    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} nginx -p "$dir/" -c "$OUT/nginx-tls.conf" \
-        >>"$OUT/nginx-tls.log" 2>&1 &
-    PIDS+=($!)
-    PID[nginx-tls]=$!
-    wait_port "$port" $!
+    start_nginx nginx-tls "$port" "ssl_certificate $certs/cert.pem;" \
+        "ssl_certificate_key $certs/key.pem;" "ssl_protocols TLSv1.3;"
     local server suite
     for server in "$hello_port" "$port"; do
         suite=$(openssl s_client -connect "127.0.0.1:$server" -tls1_3 </dev/null 2>/dev/null |
