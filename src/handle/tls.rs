@@ -16,7 +16,6 @@
 //! within the handshake deadline; a graceful close sends `close_notify` after the queue has
 //! drained, before the socket's write side is shut down.
 
-use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
@@ -40,24 +39,41 @@ pub(crate) struct TlsSession {
     close_notify_sent: bool,
 }
 
-/// Every TLS stream's session, by handle.
+/// Every TLS stream's session, at its slot's index (no hashing: several lookups happen per
+/// message), with the token it belongs to, so a reused slot never finds another's.
 #[derive(Default)]
 pub(crate) struct TlsSessions {
-    by_handle: HashMap<Token, Box<TlsSession>>,
+    by_slot: Vec<Option<(Token, Box<TlsSession>)>>,
 }
 
 impl TlsSessions {
     pub(crate) fn get(&self, token: Token) -> Option<&TlsSession> {
-        self.by_handle.get(&token).map(|s| &**s)
+        match self.by_slot.get(token.index()) {
+            Some(Some((owner, session))) if *owner == token => Some(session),
+            _ => None,
+        }
     }
 
     fn get_mut(&mut self, token: Token) -> Option<&mut TlsSession> {
-        self.by_handle.get_mut(&token).map(|s| &mut **s)
+        match self.by_slot.get_mut(token.index()) {
+            Some(Some((owner, session))) if *owner == token => Some(session),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, token: Token, session: TlsSession) {
+        let index = token.index();
+        if self.by_slot.len() <= index {
+            self.by_slot.resize_with(index + 1, || None);
+        }
+        self.by_slot[index] = Some((token, Box::new(session)));
     }
 
     /// The stream is gone: so is its session.
     pub(crate) fn forget(&mut self, token: Token) {
-        self.by_handle.remove(&token);
+        if self.get(token).is_some() {
+            self.by_slot[token.index()] = None;
+        }
     }
 }
 
@@ -123,7 +139,7 @@ impl Registry {
             handshaking: true,
             close_notify_sent: false,
         };
-        self.tls.by_handle.insert(token, Box::new(session));
+        self.tls.insert(token, session);
         if let Some(limit) = handshake_timeout {
             self.own_timer(token, TimerPurpose::Handshake, limit, None);
         }
