@@ -31,8 +31,8 @@
 #
 # COMPARE_SECS (5): seconds per measured run; COMPARE_ROUNDS (5): runs per server and row;
 # COMPARE_ONLY (redis,http,https,echo,memcached): sections to run; COMPARE_BUSY_POLL_US (unset): passed to
-# mini_redis and http_hello as --busy-poll-us (they busy-poll 200 us by default; the peers
-# do not, so `COMPARE_BUSY_POLL_US=0` shows what that is worth). Missing tools (redis-server,
+# mini_redis and http_hello as --busy-poll-us (they do not busy-poll by default, like the
+# peers; `COMPARE_BUSY_POLL_US=200` shows what 200 us of it is worth). Missing tools (redis-server,
 # redis-benchmark, nginx, wrk, taskset) are installed with apt-get; a section whose tools
 # cannot be had is skipped with a note. Logs of every server and tool are in target/compare.
 set -euo pipefail
@@ -57,7 +57,7 @@ case $ROUNDS in '' | *[!0-9]* | 0) echo "COMPARE_ROUNDS must be a positive numbe
 case $BUSY_POLL_US in *[!0-9]*) echo "COMPARE_BUSY_POLL_US must be a whole number of microseconds" >&2 && exit 2 ;; esac
 # Extra arguments for the eventmux servers that busy-poll (mini_redis, http_hello).
 BUSY_POLL_ARGS=()
-BUSY_POLL_NOTE="mini_redis and http_hello busy-poll 200 us (their default)"
+BUSY_POLL_NOTE="no busy polling (the examples' default)"
 if [ -n "$BUSY_POLL_US" ]; then
     BUSY_POLL_ARGS=(--busy-poll-us "$BUSY_POLL_US")
     BUSY_POLL_NOTE="mini_redis and http_hello busy-poll $BUSY_POLL_US us"
