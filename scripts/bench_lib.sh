@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Helpers the benchmark scripts share (scripts/compare.sh, scripts/scale.sh): installing
 # missing tools, ports, and the CPU accounting of a run. Sourced, not run: the sourcing
-# script defines `say` (the prefix of its messages), OUT (where logs go) and the state
-# apt_install keeps (SUDO, POLICY_RC, APT_UPDATED).
+# script defines `say` (the prefix of its messages), OUT (where logs go), PIN_SERVER, PIDS
+# and the state apt_install keeps (SUDO, POLICY_RC, APT_UPDATED).
 
 apt_install() {
     # Keep package scripts from starting the services they install (a stray redis on
@@ -94,5 +94,57 @@ rotate() {
     for ((i = 0; i < n; i++)); do
         local k=$(((round + i) % n + 1))
         echo "${!k}"
+    done
+}
+
+# start_server BINARY [ARG...]: runs BINARY on 127.0.0.1:0 (with PIN_SERVER, the servers'
+# taskset), with ARGs after the address, and sets ADDR to the address it prints ("listening on
+# ADDR") and PID[NAME] to its process id, NAME being the binary's file name.
+ADDR=
+declare -A PID
+start_server() {
+    local name=${1##*/}
+    local log=$OUT/$name.log
+    # Emptied here, not only by the redirection below: that happens in the background job,
+    # maybe after the first look for "listening on", which would find the last run's address.
+    : >"$log"
+    ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$1" 127.0.0.1:0 "${@:2}" >"$log" 2>&1 &
+    PIDS+=($!)
+    local pid=$!
+    PID[$name]=$pid
+    for _ in $(seq 100); do
+        ADDR=$(sed -n 's/^listening on //p' "$log")
+        if [ -n "$ADDR" ]; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "$name did not start; its log:"
+    cat "$log" >&2
+    return 1
+}
+
+# measure SERVER_PID COMMAND...: runs a load generator (its output in $OUT/last.out) and
+# sets CPU to "cpu_seconds wall_seconds server client other": the server's CPU seconds
+# during the run, the run's length, and the share of one CPU the server, the load
+# generator and everything else used. A run during which others kept more than 10% of a
+# CPU busy is repeated, at most twice.
+CPU=
+measure() {
+    local pid=$1 try s0 m0 c0 t0 s1 m1 c1 t1 other
+    shift
+    for try in 1 2 3; do
+        s0=$(cpu_ticks "$pid") m0=$(machine_ticks) t0=$(date +%s.%N)
+        times >"$OUT/times.0"
+        "$@" >"$OUT/last.out" || true
+        times >"$OUT/times.1"
+        t1=$(date +%s.%N) m1=$(machine_ticks) s1=$(cpu_ticks "$pid")
+        c0=$(children_cpu "$OUT/times.0") c1=$(children_cpu "$OUT/times.1")
+        CPU=$(awk -v s="$((s1 - s0))" -v m="$((m1 - m0))" -v c0="$c0" -v c1="$c1" \
+            -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v hz="$(getconf CLK_TCK)" \
+            'BEGIN { server = s / hz / t; client = (c1 - c0) / t; other = m / hz / t - server - client
+                     printf "%.2f %.2f %.2f %.2f %.2f", s / hz, t, server, client, (other < 0 ? 0 : other) }')
+        other=${CPU##* }
+        if awk -v o="$other" 'BEGIN { exit !(o <= 0.10) }'; then return 0; fi
+        say "note: other programs used $other of a CPU during that run$([ "$try" -lt 3 ] && echo '; repeating it')"
     done
 }
