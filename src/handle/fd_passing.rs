@@ -21,6 +21,7 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::output::MAX_IOVECS;
+use super::stream::write_once;
 use super::{Flushed, State};
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::{slot_mut, Registry};
@@ -152,10 +153,8 @@ impl Registry {
             let result = if carry {
                 let borrowed: Vec<BorrowedFd<'_>> = next.fds.iter().map(|f| f.as_fd()).collect();
                 retry(|| sys::rights::send_with_fds(fd.as_fd(), &slices[..n], &borrowed))
-            } else if entry.transport.is_socket() {
-                retry(|| sys::fd::send_vectored(fd.as_fd(), &slices[..n]))
             } else {
-                retry(|| sys::fd::write_vectored(fd.as_fd(), &slices[..n]))
+                write_once(fd.as_fd(), &slices[..n], entry.transport.is_socket())
             };
             match result {
                 Ok(0) => {
@@ -237,7 +236,8 @@ impl Reactor {
     }
 }
 
-/// Runs a write again while it is interrupted.
+/// Runs a write with descriptors again while it is interrupted (plain writes use the
+/// stream's own `write_once`).
 fn retry(mut write: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
     loop {
         match write() {

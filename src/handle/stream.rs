@@ -714,7 +714,7 @@ impl Registry {
 
 /// One vectored write, retried on `EINTR`: `sendmsg(MSG_NOSIGNAL)` on a socket, `writev`
 /// on anything else (which cannot take `MSG_NOSIGNAL`; see `crate::sys::signal`).
-fn write_once(
+pub(crate) fn write_once(
     fd: std::os::fd::BorrowedFd<'_>,
     slices: &[IoSlice<'_>],
     socket: bool,
