@@ -68,6 +68,25 @@ fn client(addr: SocketAddr, cert: &CertificateDer<'static>) -> Client {
     rustls::StreamOwned::new(conn, tcp)
 }
 
+/// A rustls client on its own thread sends `message` and gets it back, while the reactor runs.
+fn assert_echoes(
+    reactor: &mut Reactor,
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+    message: &[u8],
+) {
+    let (c, sent) = (cert.clone(), message.to_vec());
+    let peer = thread::spawn(move || {
+        let mut tls = client(addr, &c);
+        tls.write_all(&sent).unwrap();
+        let mut got = vec![0u8; sent.len()];
+        tls.read_exact(&mut got).unwrap();
+        got
+    });
+    run_until(reactor, "an echo over TLS", |_| peer.is_finished());
+    assert_eq!(peer.join().unwrap(), message);
+}
+
 type Seen = Rc<RefCell<Vec<String>>>;
 
 /// Echoes each record; logs the connect (with ALPN and SNI), errors and the close;
@@ -216,16 +235,7 @@ fn garbage_instead_of_a_client_hello_closes_that_connection_only_with_a_tls_erro
     let _ = garbage.read_to_end(&mut answer);
     assert_eq!(answer.first(), Some(&21), "a TLS alert record");
     // The listener serves the next client as ever.
-    let c = cert.clone();
-    let peer = thread::spawn(move || {
-        let mut tls = client(addr, &c);
-        tls.write_all(b"fine").unwrap();
-        let mut got = [0u8; 4];
-        tls.read_exact(&mut got).unwrap();
-        got
-    });
-    run_until(&mut reactor, "the good client", |_| peer.is_finished());
-    assert_eq!(&peer.join().unwrap(), b"fine");
+    assert_echoes(&mut reactor, addr, &cert, b"fine");
 }
 
 #[test]
@@ -558,16 +568,38 @@ fn a_renegotiation_attempt_is_refused_and_ends_only_that_connection() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let feeder = thread::spawn(move || {
-        let _ = stdin.write_all(b"before\n");
-        thread::sleep(Duration::from_millis(300));
-        let _ = stdin.write_all(b"R\n");
-        thread::sleep(Duration::from_millis(700));
-        let _ = stdin.write_all(b"after\n");
-        thread::sleep(Duration::from_millis(300));
+    // Each step waits for the one before it, not for a time: s_client must have echoed
+    // "before" (so the session is up and "R" arrives as a line of its own).
+    let mut stdout = child.stdout.take().unwrap();
+    let (echoed, before_seen) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut told = false;
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            if !told && out.windows(7).any(|w| w == b"before\n") {
+                told = echoed.send(()).is_ok();
+            }
+        }
+        out
     });
-    run_until(&mut reactor, "s_client", |_| feeder.is_finished());
-    let _ = child.kill();
+    stdin.write_all(b"before\n").unwrap();
+    run_until(&mut reactor, "the echo of before", |_| {
+        before_seen.try_recv().is_ok()
+    });
+    stdin.write_all(b"R\n").unwrap();
+    run_until(
+        &mut reactor,
+        "the end of the renegotiated connection",
+        |_| entries(&seen).iter().any(|e| e.starts_with("close:")),
+    );
+    let _ = stdin.write_all(b"after\n");
+    drop(stdin);
+    let stdout = reader.join().unwrap();
     let out = child.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&ca);
     run_until(&mut reactor, "the close", |_| {
@@ -575,7 +607,7 @@ fn a_renegotiation_attempt_is_refused_and_ends_only_that_connection() {
     });
     // s_client reports on stderr, echoes on stdout.
     let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("RENEGOTIATING"), "{text}");
     assert!(
         text.contains("before"),
@@ -588,16 +620,7 @@ fn a_renegotiation_attempt_is_refused_and_ends_only_that_connection() {
     assert!(seen[0].starts_with("connect:"), "{seen:?}");
     assert_eq!(seen[1..], ["error:tls", "close:Error"], "{seen:?}");
     // The listener serves the next client as ever.
-    let c = cert.clone();
-    let peer = thread::spawn(move || {
-        let mut tls = client(addr, &c);
-        tls.write_all(b"next").unwrap();
-        let mut got = [0u8; 4];
-        tls.read_exact(&mut got).unwrap();
-        got
-    });
-    run_until(&mut reactor, "the next client", |_| peer.is_finished());
-    assert_eq!(&peer.join().unwrap(), b"next");
+    assert_echoes(&mut reactor, addr, &cert, b"next");
 }
 
 /// Pauses reading at its first record and resumes on a timer; counts on_sent.
