@@ -37,6 +37,10 @@ pub(crate) struct TlsSession {
     /// `on_connect` waits for the handshake.
     handshaking: bool,
     close_notify_sent: bool,
+    /// Ciphertext read from the socket but not yet taken by rustls when the handler paused
+    /// reading part way through a read (at most one read's worth; empty, unallocated,
+    /// otherwise). It is fed first when reading resumes.
+    unfed: Vec<u8>,
 }
 
 /// Every TLS stream's session, at its slot's index (no hashing: several lookups happen per
@@ -138,6 +142,7 @@ impl Registry {
             conn,
             handshaking: true,
             close_notify_sent: false,
+            unfed: Vec::new(),
         };
         self.tls.insert(token, session);
         if let Some(limit) = handshake_timeout {
@@ -249,8 +254,16 @@ impl Reactor {
     /// One visit of a readable TLS stream: plaintext left from before, then one read of
     /// ciphertext, fed to rustls and delivered as it decrypts.
     pub(crate) fn read_tls(&mut self, token: Token) {
-        // Plaintext rustls held while reading was paused goes first.
+        // Plaintext rustls held while reading was paused goes first, then the ciphertext
+        // it had not taken yet.
         if !self.deliver_plaintext(token) {
+            return;
+        }
+        let unfed = match self.registry.tls.get_mut(token) {
+            Some(session) => std::mem::take(&mut session.unfed),
+            None => return,
+        };
+        if !unfed.is_empty() && !self.feed_tls(token, &unfed) {
             return;
         }
         let Some(entry) = self.registry.entry_mut(token) else {
@@ -300,7 +313,8 @@ impl Reactor {
     }
 
     /// Feeds one read of ciphertext to rustls, delivering what it decrypts; false if the
-    /// stream is done for this visit.
+    /// stream is done for this visit. What rustls has not taken when the handler pauses is
+    /// kept in the session for the resume.
     fn feed_tls(&mut self, token: Token, mut offered: &[u8]) -> bool {
         loop {
             let Some(session) = self.registry.tls.get_mut(token) else {
@@ -335,6 +349,16 @@ impl Reactor {
                 self.handshake_done(token);
             }
             if !self.deliver_plaintext(token) {
+                // Paused (by the handler or the high watermark) rather than closing or gone.
+                let held = self
+                    .registry
+                    .entry(token)
+                    .is_some_and(|e| e.life == Life::Open);
+                if !offered.is_empty() && held {
+                    if let Some(session) = self.registry.tls.get_mut(token) {
+                        session.unfed.extend_from_slice(offered);
+                    }
+                }
                 return false;
             }
             if offered.is_empty() {
