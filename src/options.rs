@@ -175,6 +175,8 @@ pub(crate) enum TlsSide {
         std::sync::Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     ),
+    /// A client whose server name comes from the endpoint.
+    ClientConfig(std::sync::Arc<rustls::ClientConfig>),
 }
 
 impl Default for Options {
@@ -643,6 +645,31 @@ impl Options {
         server_name: rustls::pki_types::ServerName<'static>,
     ) -> Options {
         self.tls = Some(TlsSide::Client(config, server_name));
+        self
+    }
+
+    /// TLS, client side (feature `tls`), with the server name taken from where the
+    /// connect goes: the host of a `tls://HOST:PORT` URL, or the IP address of any other
+    /// TCP endpoint. Without this option a `tls://` connect verifies the server against
+    /// the system's trust store ([`eventmux::tls::system_client_config`](crate::tls::system_client_config)).
+    /// [`eventmux::tls::client_config`](crate::tls::client_config) makes one that trusts
+    /// the certificates of a PEM file.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// use eventmux::{Handler, Options, Reactor};
+    ///
+    /// struct Client;
+    /// impl Handler for Client {}
+    ///
+    /// let config = eventmux::tls::client_config("ca.pem".as_ref())?;
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.connect_with("tls://localhost:7443", Options::new().tls_client_config(config), Client)?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_client_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Options {
+        self.tls = Some(TlsSide::ClientConfig(config));
         self
     }
 

@@ -1,6 +1,7 @@
 //! Endpoints: what `listen`, `connect` and `bind` take. A URL (`tcp://HOST:PORT`,
-//! `udp://HOST:PORT`, `unix:///path`, `unix_dgram:///path`), a bare `HOST:PORT` (TCP), an
-//! IPv6 literal in brackets (`[::1]:7007`), a [`SocketAddr`], or a [`Path`] (Unix stream).
+//! `tls://HOST:PORT`, `udp://HOST:PORT`, `unix:///path`, `unix_dgram:///path`), a bare
+//! `HOST:PORT` (TCP), an IPv6 literal in brackets (`[::1]:7007`), a [`SocketAddr`], or a
+//! [`Path`] (Unix stream).
 //!
 //! Host names are resolved with the system resolver, which blocks the calling thread; the
 //! first address returned is used. Use an IP literal on a reactor thread that must not block.
@@ -16,6 +17,16 @@ use std::path::{Path, PathBuf};
 pub enum Endpoint {
     /// TCP at an address.
     Tcp(SocketAddr),
+    /// TLS over TCP at an address (feature `tls`), with the host name as written: the
+    /// name a client sends (SNI) and verifies the server's certificate against. A client
+    /// uses the configuration of [`Options::tls_client_config`](crate::Options), or the
+    /// system's trust store; a listener needs a server configuration, `Options::tls`.
+    Tls {
+        /// Where.
+        addr: SocketAddr,
+        /// The host part of the URL (without brackets for an IPv6 literal).
+        host: String,
+    },
     /// UDP at an address.
     Udp(SocketAddr),
     /// A Unix stream socket at a path.
@@ -28,7 +39,7 @@ pub enum Endpoint {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UrlError {
-    /// The scheme is not one of `tcp`, `udp`, `unix`, `unix_dgram`.
+    /// The scheme is not one of `tcp`, `tls`, `udp`, `unix`, `unix_dgram`.
     Scheme(String),
     /// The host part is empty or does not resolve.
     Host(String),
@@ -42,7 +53,10 @@ impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UrlError::Scheme(s) => {
-                write!(f, "unknown scheme in {s:?} (tcp, udp, unix, unix_dgram)")
+                write!(
+                    f,
+                    "unknown scheme in {s:?} (tcp, tls, udp, unix, unix_dgram)"
+                )
             }
             UrlError::Host(s) => write!(f, "bad host in {s:?}"),
             UrlError::Port(s) => write!(f, "bad or missing port in {s:?}"),
@@ -64,6 +78,16 @@ fn inet(text: &str, whole: &str) -> Result<SocketAddr, UrlError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
+    let (host, port) = host_and_port(text, whole)?;
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| UrlError::Host(whole.into()))
+}
+
+/// Splits `host:port`, taking the brackets off an IPv6 literal.
+fn host_and_port<'a>(text: &'a str, whole: &str) -> Result<(&'a str, u16), UrlError> {
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| UrlError::Port(whole.into()))?;
@@ -75,11 +99,7 @@ fn inet(text: &str, whole: &str) -> Result<SocketAddr, UrlError> {
     if host.is_empty() || host.contains(['/', '[', ']']) {
         return Err(UrlError::Host(whole.into()));
     }
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| UrlError::Host(whole.into()))
+    Ok((host, port))
 }
 
 impl Endpoint {
@@ -91,6 +111,9 @@ impl Endpoint {
     ///            Endpoint::Udp("127.0.0.1:7008".parse().unwrap()));
     /// assert_eq!(Endpoint::parse("[::1]:7007").unwrap(), Endpoint::Tcp("[::1]:7007".parse().unwrap()));
     /// assert!(Endpoint::parse("tcp://127.0.0.1:http").is_err()); // names the port
+    /// // The host name is kept for TLS: what the client verifies the certificate against.
+    /// assert!(matches!(Endpoint::parse("tls://localhost:7443").unwrap(),
+    ///                  Endpoint::Tls { host, .. } if host == "localhost"));
     /// ```
     pub fn parse(text: &str) -> Result<Endpoint, UrlError> {
         let Some((scheme, rest)) = text.split_once("://") else {
@@ -106,6 +129,14 @@ impl Endpoint {
         };
         match scheme {
             "tcp" => inet(rest, text).map(Endpoint::Tcp),
+            "tls" => {
+                let addr = inet(rest, text)?;
+                let (host, _) = host_and_port(rest, text)?;
+                Ok(Endpoint::Tls {
+                    addr,
+                    host: host.to_string(),
+                })
+            }
             "udp" => inet(rest, text).map(Endpoint::Udp),
             "unix" => path().map(Endpoint::Unix),
             "unix_dgram" => path().map(Endpoint::UnixDatagram),
@@ -176,6 +207,20 @@ mod tests {
         );
         assert_eq!(Endpoint::parse("127.0.0.1:7007"), Ok(Endpoint::Tcp(v4)));
         assert_eq!(Endpoint::parse("tcp://[::1]:7007"), Ok(Endpoint::Tcp(v6)));
+        assert_eq!(
+            Endpoint::parse("tls://[::1]:7007"),
+            Ok(Endpoint::Tls {
+                addr: v6,
+                host: "::1".into()
+            })
+        );
+        assert_eq!(
+            Endpoint::parse("tls://127.0.0.1:7007"),
+            Ok(Endpoint::Tls {
+                addr: v4,
+                host: "127.0.0.1".into()
+            })
+        );
         assert_eq!(Endpoint::parse("udp://[::1]:7007"), Ok(Endpoint::Udp(v6)));
         assert_eq!(
             Endpoint::parse("unix:///tmp/a.sock"),
@@ -214,6 +259,10 @@ mod tests {
             Err(UrlError::Host(_))
         ));
         assert!(matches!(Endpoint::parse("unix://"), Err(UrlError::Path(_))));
+        assert!(matches!(
+            Endpoint::parse("tls://example.com"),
+            Err(UrlError::Port(_))
+        ));
         let message = io::Error::from(Endpoint::parse("tcp://1.2.3.4:x").unwrap_err()).to_string();
         assert!(message.contains("port"), "{message}");
     }

@@ -639,3 +639,19 @@ fn paused_handle_gets_no_reads_until_resumed_then_the_data_once() {
     );
     assert_eq!(log.count("srv:read"), 1);
 }
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn a_tls_url_without_the_tls_feature_is_refused_with_the_reason() {
+    let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let error = reactor
+        .connect("tls://127.0.0.1:1", Probe::new("cli", &log))
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::Unsupported);
+    assert!(error.to_string().contains("`tls` feature"), "{error}");
+    let error = reactor
+        .listen("tls://127.0.0.1:0", Probe::new("lst", &log))
+        .unwrap_err();
+    assert!(error.to_string().contains("Options::tls"), "{error}");
+}

@@ -756,3 +756,152 @@ fn a_pause_in_the_middle_of_a_read_of_many_records_loses_no_ciphertext() {
     );
     peer.join().unwrap();
 }
+
+/// Records the client side's errors and its close.
+struct Rejected(Seen);
+
+impl Handler for Rejected {
+    fn on_connect(&mut self, _: &mut Context<'_>) {
+        self.0.borrow_mut().push("connect".into());
+    }
+
+    fn on_error(&mut self, _: &mut Context<'_>, error: &Error) {
+        self.0.borrow_mut().push(match error {
+            Error::Tls(e) => format!("tls:{e}"),
+            other => other.to_string(),
+        });
+    }
+
+    fn on_close(&mut self, _: &mut Context<'_>, reason: CloseReason) {
+        self.0.borrow_mut().push(format!("close:{reason:?}"));
+    }
+}
+
+#[test]
+fn a_tls_url_connects_as_its_host_with_the_cas_of_a_pem_file() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, seen) = {
+        let seen = Seen::default();
+        let options = Options::new().tls(server_config(&cert, &key));
+        let listener = reactor
+            .listen_with("tls://localhost:0", options, Server(seen.clone()))
+            .unwrap();
+        (reactor.local_addr(listener).unwrap(), seen)
+    };
+    let ca = pem_file(&cert, "ca");
+    let config = eventmux::tls::client_config(&ca).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let connected = Rc::new(RefCell::new(false));
+    let url = format!("tls://localhost:{}", addr.port());
+    reactor
+        .connect_with(
+            url.as_str(),
+            Options::new().tls_client_config(config.clone()),
+            Pinger {
+                got: got.clone(),
+                connected: connected.clone(),
+            },
+        )
+        .unwrap();
+    run_until(&mut reactor, "the echo over tls://", |_| {
+        got.borrow().len() >= 4
+    });
+    assert_eq!(&*got.borrow(), b"ping");
+    assert!(*connected.borrow());
+    run_until(&mut reactor, "the server side's close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    // The name sent and verified is the URL's host.
+    assert!(
+        entries(&seen)[0].contains("Some(\"localhost\")"),
+        "{:?}",
+        entries(&seen)
+    );
+
+    // The same CA, but a name the certificate is not for: refused by the client.
+    let refused = Seen::default();
+    reactor
+        .connect_with(
+            format!("tls://127.0.0.1:{}", addr.port()),
+            Options::new().tls_client_config(config),
+            Rejected(refused.clone()),
+        )
+        .unwrap();
+    run_until(&mut reactor, "the client's refusal", |_| {
+        entries(&refused).iter().any(|e| e.starts_with("close:"))
+    });
+    let refused = entries(&refused);
+    assert!(
+        refused[0].starts_with("tls:") && refused[0].contains("certificate"),
+        "{refused:?}"
+    );
+    assert_eq!(refused[1..], ["close:Error"]);
+    let _ = std::fs::remove_file(ca);
+}
+
+#[test]
+fn a_tls_url_without_a_configuration_verifies_the_server_against_the_system_store() {
+    if let Err(e) = eventmux::tls::system_client_config() {
+        eprintln!("no system trust store here ({e}): this test checks nothing");
+        return;
+    }
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let (addr, _) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
+    let seen = Seen::default();
+    reactor
+        .connect(
+            format!("tls://localhost:{}", addr.port()),
+            Rejected(seen.clone()),
+        )
+        .unwrap();
+    run_until(&mut reactor, "the client's refusal", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    // A self-signed certificate no system CA vouches for: no on_connect, a typed error.
+    let seen = entries(&seen);
+    assert!(
+        seen[0].starts_with("tls:") && seen[0].contains("UnknownIssuer"),
+        "{seen:?}"
+    );
+    assert_eq!(seen[1..], ["close:Error"]);
+}
+
+#[test]
+fn tls_endpoints_and_configurations_that_do_not_fit_are_refused_with_a_reason() {
+    let (cert, key) = certificate();
+    let mut reactor = Reactor::new().unwrap();
+    let error = reactor
+        .listen("tls://127.0.0.1:0", Server(Seen::default()))
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("Options::tls"), "{error}");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let error = reactor
+        .connect_with(
+            server.local_addr().unwrap(),
+            Options::new().tls(server_config(&cert, &key)),
+            Rejected(Seen::default()),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("server configuration"),
+        "{error}"
+    );
+
+    let ca = pem_file(&cert, "client-config");
+    assert!(eventmux::tls::client_config(&ca).is_ok());
+    let missing = std::env::temp_dir().join("eventmux-no-such-ca.pem");
+    let error = eventmux::tls::client_config(&missing).unwrap_err();
+    assert!(
+        error.to_string().contains("eventmux-no-such-ca.pem"),
+        "{error}"
+    );
+    let not_pem = std::env::temp_dir().join(format!("eventmux-not-pem-{}.txt", std::process::id()));
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let error = eventmux::tls::client_config(&not_pem).unwrap_err();
+    assert!(error.to_string().contains("no certificate"), "{error}");
+    let _ = std::fs::remove_file(ca);
+    let _ = std::fs::remove_file(not_pem);
+}

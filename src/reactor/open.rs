@@ -26,8 +26,14 @@ impl Registry {
         options: Options,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
+        if matches!(endpoint, Endpoint::Tls { .. }) && !serves_tls(&options) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a tls:// listener needs a server configuration: Options::tls (feature `tls`)",
+            ));
+        }
         let (shape, fd, path) = match endpoint {
-            Endpoint::Tcp(addr) => {
+            Endpoint::Tcp(addr) | Endpoint::Tls { addr, .. } => {
                 let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
                 socket.set_reuse_address(true)?;
                 socket.set_reuse_port(options.reuse_port)?;
@@ -79,8 +85,17 @@ impl Registry {
         options: Options,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
+        #[cfg(feature = "tls")]
+        let tls = tls_client_side(&endpoint, &options)?;
+        #[cfg(not(feature = "tls"))]
+        if matches!(endpoint, Endpoint::Tls { .. }) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "tls:// needs eventmux built with its `tls` feature",
+            ));
+        }
         let (shape, socket, to) = match endpoint {
-            Endpoint::Tcp(addr) => (
+            Endpoint::Tcp(addr) | Endpoint::Tls { addr, .. } => (
                 Shape::socket(Kind::Stream, Transport::Tcp),
                 Socket::new(Domain::for_address(addr), Type::STREAM, None)?,
                 SockAddr::from(addr),
@@ -132,9 +147,7 @@ impl Registry {
             return Ok(token);
         }
         #[cfg(feature = "tls")]
-        if let Some(crate::options::TlsSide::Client(config, name)) =
-            self.entry(token).and_then(|e| e.options.tls.clone())
-        {
+        if let Some((config, name)) = tls {
             if let Err(e) = self.start_tls_client(token, config, name) {
                 self.fail(token, e);
             }
@@ -255,4 +268,57 @@ fn remove_stale_socket(path: &Path) {
         log::debug!("removing stale socket file {}", path.display());
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// Whether the options make a listener's connections TLS servers.
+fn serves_tls(options: &Options) -> bool {
+    #[cfg(feature = "tls")]
+    return matches!(options.tls, Some(crate::options::TlsSide::Server(_)));
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = options;
+        false
+    }
+}
+
+/// The client side of TLS a connect runs, if any: an explicit configuration and name, or a
+/// configuration with the name of the endpoint (the host of a `tls://` URL, else the IP
+/// address), or for a `tls://` URL without either the system's trust store.
+#[cfg(feature = "tls")]
+fn tls_client_side(
+    endpoint: &Endpoint,
+    options: &Options,
+) -> io::Result<
+    Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+> {
+    use crate::options::TlsSide;
+    use rustls::pki_types::ServerName;
+    let (config, name) = match (&options.tls, endpoint) {
+        (Some(TlsSide::Client(config, name)), _) => return Ok(Some((config.clone(), name.clone()))),
+        (Some(TlsSide::Server(_)), _) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Options::tls is a server configuration; a connect takes tls_client or tls_client_config",
+            ))
+        }
+        (Some(TlsSide::ClientConfig(config)), Endpoint::Tls { host, .. }) => (config.clone(), host),
+        (Some(TlsSide::ClientConfig(config)), Endpoint::Tcp(addr)) => {
+            return Ok(Some((config.clone(), ServerName::IpAddress(addr.ip().into()))))
+        }
+        (Some(TlsSide::ClientConfig(_)), _) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TLS runs over TCP only (a tls:// or TCP endpoint)",
+            ))
+        }
+        (None, Endpoint::Tls { host, .. }) => (crate::tls::system_client_config()?, host),
+        (None, _) => return Ok(None),
+    };
+    let name = ServerName::try_from(name.as_str())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?}: {e}")))?
+        .to_owned();
+    Ok(Some((config, name)))
 }
