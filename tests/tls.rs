@@ -491,6 +491,34 @@ fn curl_gets_https_from_http_hello_twice_on_one_connection() {
 }
 
 #[test]
+fn wrk_over_https_gets_only_successes_on_kept_alive_connections() {
+    if !installed("wrk") {
+        return;
+    }
+    let (cert, key) = certificate();
+    let addr = https_hello(&cert, &key);
+    let out = std::process::Command::new("wrk")
+        .args(["-t1", "-c8", "-d1s"])
+        .arg(format!("https://localhost:{}/", addr.port()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed: {text}");
+    // "N requests in 1.00s, ...": far more requests than the 8 connections.
+    let requests: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split_once(" requests in ")
+                .map(|(n, _)| n.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no request count: {text}"));
+    assert!(requests >= 100, "{text}");
+    assert!(!text.contains("Non-2xx"), "{text}");
+    assert!(!text.contains("Socket errors"), "{text}");
+}
+
+#[test]
 fn openssl_s_client_pipelines_two_requests_over_tls() {
     if !installed("openssl") {
         return;
