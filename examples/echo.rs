@@ -37,7 +37,7 @@ use eventmux::{Context, Handler, Incoming, Options, Reactor, ReactorGroup, Sprea
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7007";
 /// Idle deadline unless `--idle-timeout` says otherwise.
-const DEFAULT_IDLE: Duration = Duration::from_secs(300);
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 /// Reading stops while this much echo waits for the client to take it...
 const HIGH_WATER: usize = 1 << 20;
 /// ...and starts again once the queue is down to this.
@@ -45,7 +45,7 @@ const LOW_WATER: usize = 256 << 10;
 
 /// One per connection: sends back what it reads. `send` only queues; the reactor writes
 /// everything sent during a turn with one system call.
-struct Echo;
+pub struct Echo;
 
 impl Handler for Echo {
     fn on_read(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
@@ -59,7 +59,14 @@ impl Handler for Echo {
 }
 
 /// The listener's handler: every accepted connection gets an `Echo`.
-struct Server;
+pub struct Server;
+
+/// The listener's options (plain TCP): the idle deadline and the output watermarks.
+pub fn options(idle: Option<Duration>) -> Options {
+    Options::new()
+        .idle_timeout(idle)
+        .watermarks(HIGH_WATER, LOW_WATER)
+}
 
 impl Handler for Server {
     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
@@ -89,6 +96,7 @@ fn usage() -> String {
     )
 }
 
+#[allow(dead_code)] // benches/instructions.rs includes this file for `options` and `Server`
 fn main() -> std::io::Result<()> {
     let mut idle = Some(DEFAULT_IDLE);
     let mut takeover = None;
@@ -114,12 +122,7 @@ fn main() -> std::io::Result<()> {
         }
         Ok(true)
     });
-    let options = move || {
-        let plain = Options::new()
-            .idle_timeout(idle)
-            .watermarks(HIGH_WATER, LOW_WATER);
-        tls.apply(plain)
-    };
+    let options = move || tls.apply(options(idle));
     if cores.threads > 1 {
         if takeover.is_some() {
             eprint!("echo: --takeover works with one thread\n{}", usage());

@@ -21,7 +21,7 @@ const HIGH_WATER: usize = 1 << 20;
 const LOW_WATER: usize = 256 << 10;
 
 /// One per connection. Framing hands it each record's payload; it puts the header back.
-struct Echo;
+pub struct Echo;
 
 impl Handler for Echo {
     fn on_read(&mut self, ctx: &mut Context<'_>, payload: &[u8]) {
@@ -31,7 +31,8 @@ impl Handler for Echo {
     }
 }
 
-struct Server;
+/// The listener's handler: every accepted connection gets an `Echo`.
+pub struct Server;
 
 impl Handler for Server {
     fn on_accept(&mut self, _: &mut Context<'_>, _: &Incoming) -> Option<Box<dyn Handler>> {
@@ -55,17 +56,22 @@ Records of up to {} MiB, each complete within {} s of its first byte.
     )
 }
 
-fn main() -> std::io::Result<()> {
-    let addr = cli::parse("lenprefix_echo", &usage(), DEFAULT_ADDR, |_, _| Ok(false));
-    let mut reactor = Reactor::new()?;
-    let options = Options::new()
+/// The listener's options: the length-prefix rule, its bound and the output watermarks.
+pub fn options() -> Options {
+    Options::new()
         .framing(Framing::size(Size::new(4, Endian::Big)))
         .max_size(MAX_RECORD + 4)
         .watermarks(HIGH_WATER, LOW_WATER)
         // Reading stops past the high mark, but the record that took the queue there is
         // echoed whole: the bound must hold the largest one on top of the mark.
-        .max_output(HIGH_WATER + MAX_RECORD + 4);
-    let listener = reactor.listen_with(addr.as_str(), options, Server)?;
+        .max_output(HIGH_WATER + MAX_RECORD + 4)
+}
+
+#[allow(dead_code)] // benches/instructions.rs includes this file for `options` and `Server`
+fn main() -> std::io::Result<()> {
+    let addr = cli::parse("lenprefix_echo", &usage(), DEFAULT_ADDR, |_, _| Ok(false));
+    let mut reactor = Reactor::new()?;
+    let listener = reactor.listen_with(addr.as_str(), options(), Server)?;
     let bound = reactor
         .handle(listener)
         .expect("just opened")

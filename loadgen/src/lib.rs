@@ -11,14 +11,15 @@
 //!   [`pin_to`]), [`rotated_rounds`], and the figures of a table ([`median`],
 //!   [`ratio_line`], [`thousands`], [`percent`]).
 //! - Servers under test in this process: [`ServerThread`] (a pinned thread that announces
-//!   its address), [`ServerStats`] (its bookkeeping), and [`TokioEcho`], the tokio peer.
+//!   its address), [`ServerStats`] (its bookkeeping), [`TokioEcho`], the tokio peer, and
+//!   [`MioEcho`], the hand-written mio peer.
 //! - Settings: [`Knobs`] (a benchmark's environment variables) and [`Args`] (the `loadgen`
 //!   binary's command line).
 //!
 //! The binaries: `loadgen` (TCP echo load on a server given by address; the last line of
 //! its output is the echoed messages per second, which `scripts/compare.sh` reads), and
-//! the peers `tokio_echo` and `mio_echo`. The benchmarks `benches/echo.rs` and
-//! `benches/udp.rs` use the library.
+//! the peers `tokio_echo` and `mio_echo`. The benchmarks `benches/echo.rs`,
+//! `benches/udp.rs` and `benches/instructions.rs` use the library.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -28,6 +29,7 @@ mod cpu_meter;
 mod echo_load;
 mod knobs;
 mod load_error;
+mod mio_echo;
 mod pattern;
 mod pin;
 mod report;
@@ -44,6 +46,7 @@ pub use cpu_meter::{CpuMeter, CpuUsage};
 pub use echo_load::{EchoLoad, Traffic};
 pub use knobs::Knobs;
 pub use load_error::LoadError;
+pub use mio_echo::MioEcho;
 pub use pattern::Mismatch;
 pub use pin::{pin_to, CpuPair};
 pub use report::{median, percent, ratio_line, thousands};

@@ -9,6 +9,7 @@
 //! connection tasks spread over the workers and stolen between them), the peer of
 //! eventmux's `ReactorGroup` in `scripts/scale.sh`.
 
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -51,7 +52,9 @@ const READ_BUFFER: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct TokioEcho {
     runtime: Runtime,
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
+    /// Whether the accept task runs (from the first serve on).
+    accepting: bool,
     stop: Arc<Notify>,
 }
 
@@ -118,7 +121,8 @@ impl TokioEcho {
         };
         Ok(TokioEcho {
             runtime,
-            listener,
+            listener: Arc::new(listener),
+            accepting: false,
             stop: Arc::new(Notify::new()),
         })
     }
@@ -139,21 +143,27 @@ impl TokioEcho {
     /// Serves until stopped, counting connections and errors in `stats`. On a
     /// `multi_thread` runtime the worker threads serve and this thread only waits.
     pub fn run(self, stats: Arc<ServerStats>) -> io::Result<()> {
-        let TokioEcho {
-            runtime,
-            listener,
-            stop,
-        } = self;
-        runtime.block_on(async move {
-            tokio::spawn(accept_loop(listener, stats));
-            stop.notified().await;
-        });
+        let mut server = self;
+        let stop = server.stop.clone();
+        server.serve_until(&stats, async move { stop.notified().await });
         // Dropping the runtime cancels the accept loop and every connection task.
         Ok(())
     }
+
+    /// Serves until `until` completes and returns its output (on the calling thread, for a
+    /// `current_thread` runtime). Connections stay open between calls, so a benchmark can
+    /// warm up in one call and measure the next (`benches/instructions.rs`).
+    pub fn serve_until<F: Future>(&mut self, stats: &Arc<ServerStats>, until: F) -> F::Output {
+        if !self.accepting {
+            self.accepting = true;
+            let listener = self.listener.clone();
+            self.runtime.spawn(accept_loop(listener, stats.clone()));
+        }
+        self.runtime.block_on(until)
+    }
 }
 
-async fn accept_loop(listener: TcpListener, stats: Arc<ServerStats>) {
+async fn accept_loop(listener: Arc<TcpListener>, stats: Arc<ServerStats>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
