@@ -177,7 +177,9 @@ impl Reactor {
             self.registry.close_with(token, CloseReason::PeerClosed);
             return;
         }
-        if ready.writable {
+        // Writable edges come with most reads (ACKs free send-buffer space): only a queue
+        // that waits needs the flush.
+        if ready.writable && self.registry.entry(token).is_some_and(|e| e.has_output()) {
             self.flush(token);
         }
         let Some(entry) = self.registry.entry_mut(token) else {
@@ -302,7 +304,11 @@ impl Reactor {
                     self.deliver_fds(token);
                 }
                 self.deliver_read(token, n);
-                if self.registry.buflen(token) >= EARLY_FLUSH {
+                if self
+                    .registry
+                    .entry(token)
+                    .is_some_and(|e| e.buflen() >= EARLY_FLUSH)
+                {
                     self.flush(token);
                 }
                 if !drained {
