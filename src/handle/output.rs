@@ -115,6 +115,17 @@ impl OutputQueue {
     /// Drops the first `n` queued bytes (what a write took). Once nothing is left, the
     /// buffers go back to `pool`.
     pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufferPool) {
+        if n == self.len && self.chunks.is_empty() {
+            // The common case: the whole tail was written.
+            self.len = 0;
+            self.tail.clear();
+            self.tail_start = 0;
+            pool.give(std::mem::take(&mut self.tail));
+            if self.chunks.capacity() > 0 {
+                pool.give_chunk_list(std::mem::take(&mut self.chunks));
+            }
+            return;
+        }
         self.len -= n;
         while n > 0 {
             match self.chunks.front_mut() {

@@ -313,8 +313,17 @@ impl Reactor {
         self.process_deferred();
     }
 
-    /// Delivers queued errors and finalizes closed handles, until nothing is queued.
+    /// Delivers queued errors and finalizes closed handles, until nothing is queued. Called
+    /// after every callback that may have queued some, so the common "nothing" is inline.
+    #[inline]
     pub(crate) fn process_deferred(&mut self) {
+        if !self.registry.deferred.is_empty() {
+            self.deliver_deferred();
+        }
+    }
+
+    #[inline(never)]
+    fn deliver_deferred(&mut self) {
         while let Some(work) = self.registry.deferred.pop_front() {
             match work {
                 Deferred::Error(token, error) => {
