@@ -66,6 +66,11 @@ struct Resp {
     /// been searched. Without it, each byte of a line trickled a byte at a time would have
     /// the line searched again from its start.
     waiting: Option<(usize, usize)>,
+    /// The argument ranges of the request the last call returned, when it was a
+    /// well-formed multibulk request (`well_formed`): the handler takes them
+    /// (`Resp::take_args`, through `ctx.decoder`) instead of parsing the request again.
+    args: Vec<Range<usize>>,
+    well_formed: bool,
 }
 
 /// What a search for the end of a line found.
@@ -97,7 +102,10 @@ impl Resp {
     }
 
     /// The request at the start of `buf`, if it is all there (see `Decoder::decode`).
+    /// A well-formed multibulk request leaves its arguments in `args`.
     fn request(&mut self, buf: &[u8], limit: usize) -> Result<Option<Frame>, FrameError> {
+        self.args.clear();
+        self.well_formed = false;
         let first = self.line(buf, 0);
         if buf[0] != b'*' {
             // Inline command: one line.
@@ -143,9 +151,24 @@ impl Resp {
             if end > buf.len() {
                 return Ok(None);
             }
+            // The handler's `parse` names what is wrong with a request that is not
+            // well formed; this one's arguments are ready.
+            if &buf[end - 2..end] == b"\r\n" {
+                self.args.push(after..after + len);
+            }
             at = end;
         }
+        self.well_formed = self.args.len() == count.max(0) as usize;
         Ok(Some(Frame::new(0..at, at)))
+    }
+
+    /// Hands the arguments of the request just returned to `into` (swapping vectors, so
+    /// neither side allocates), if it was well formed; false means `parse` it.
+    fn take_args(&mut self, into: &mut Vec<Range<usize>>) -> bool {
+        if self.well_formed {
+            std::mem::swap(&mut self.args, into);
+        }
+        self.well_formed
     }
 }
 
@@ -714,16 +737,26 @@ impl Client {
 impl Handler for Client {
     fn on_read(&mut self, ctx: &mut Context<'_>, request: &[u8]) {
         self.reply.0.clear();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let keep = match parse(request, &mut self.args, &mut scratch) {
-            Ok(ArgsIn::Request) => self.run(request),
-            Ok(ArgsIn::Scratch) => self.run(&scratch),
-            Err(why) => {
-                self.reply.error(&format!("ERR Protocol error: {why}"));
-                false
-            }
+        // The decoder found the arguments of a well-formed request as it framed it: each
+        // request is parsed once. Inline commands and malformed requests are parsed here.
+        let parsed = ctx
+            .decoder::<Resp>()
+            .is_some_and(|resp| resp.take_args(&mut self.args));
+        let keep = if parsed {
+            self.run(request)
+        } else {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let keep = match parse(request, &mut self.args, &mut scratch) {
+                Ok(ArgsIn::Request) => self.run(request),
+                Ok(ArgsIn::Scratch) => self.run(&scratch),
+                Err(why) => {
+                    self.reply.error(&format!("ERR Protocol error: {why}"));
+                    false
+                }
+            };
+            self.scratch = scratch;
+            keep
         };
-        self.scratch = scratch;
         // Pipelined requests' replies join the same write at the end of the turn.
         let _ = ctx.send(&self.reply.0);
         if !keep {

@@ -122,6 +122,9 @@ impl Extras {
     /// TLS records (a handshake message, an alert, `close_notify`) wait to be written,
     /// which counts as output.
     const TLS_PENDING: u8 = 4;
+    /// The handler's bytes went straight into rustls (the queue was empty): their drain is
+    /// an `on_sent`, as if they had waited in the queue, and the send deadline covers them.
+    const TLS_PLAINTEXT: u8 = 8;
 
     fn get(self, bit: u8) -> bool {
         self.0 & bit != 0
@@ -160,6 +163,15 @@ impl Extras {
     #[cfg(feature = "tls")]
     pub(crate) fn set_tls_pending(&mut self, on: bool) {
         self.set(Extras::TLS_PENDING, on);
+    }
+
+    pub(crate) fn tls_plaintext(self) -> bool {
+        self.get(Extras::TLS_PLAINTEXT)
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls_plaintext(&mut self, on: bool) {
+        self.set(Extras::TLS_PLAINTEXT, on);
     }
 }
 
@@ -478,7 +490,8 @@ impl Entry {
         if !stream.connected {
             return past(stream.active_at, options.connect_timeout).then_some(Deadline::Connect);
         }
-        if !stream.output.is_empty() && past(stream.sent_at, options.send_timeout) {
+        let unsent = !stream.output.is_empty() || stream.extras.tls_plaintext();
+        if unsent && past(stream.sent_at, options.send_timeout) {
             return Some(Deadline::Send);
         }
         if self.paused {

@@ -185,7 +185,8 @@ impl Registry {
         };
         // Only a drain of the handler's own bytes is an `on_sent`; records of rustls's own
         // (a handshake message) are not, except the close_notify a closing handle waits on.
-        let plaintext = !stream.output.is_empty() || entry.life != Life::Open;
+        let plaintext =
+            !stream.output.is_empty() || stream.extras.tls_plaintext() || entry.life != Life::Open;
         loop {
             let mut took = 0;
             if !session.handshaking && !session.close_notify_sent && !stream.output.is_empty() {
@@ -216,6 +217,7 @@ impl Registry {
                 stream.wrote_any = true;
             }
             if stream.output.is_empty() {
+                stream.extras.set_tls_plaintext(false);
                 return if plaintext {
                     Flushed::Drained
                 } else {
@@ -226,6 +228,51 @@ impl Registry {
                 return Flushed::Partial;
             }
         }
+    }
+
+    /// `send` on a TLS stream with nothing queued and the handshake done: rustls encrypts
+    /// `data` at once into its own (bounded) buffer, saving the copy through the queue.
+    /// Returns how much it took (0 where the bytes must queue: a handle not open, bytes
+    /// queued before, a handshake under way, rustls's buffer full); the flush writes the
+    /// records.
+    pub(crate) fn encrypt_now(&mut self, token: Token, data: &[u8]) -> usize {
+        let Registry {
+            entries,
+            id,
+            clock,
+            tls,
+            dirty,
+            ..
+        } = self;
+        let Some(entry) = slot_mut(entries, *id, token) else {
+            return 0;
+        };
+        let open = entry.is_live() && entry.writable_end && entry.connected();
+        let State::Stream(stream) = &mut entry.state else {
+            return 0;
+        };
+        if !open || !stream.output.is_empty() {
+            return 0;
+        }
+        let Some(session) = tls.get_mut(token) else {
+            return 0;
+        };
+        if session.handshaking || session.close_notify_sent {
+            return 0;
+        }
+        let took = session.conn.writer().write(data).unwrap_or(0);
+        if took > 0 {
+            if !stream.extras.tls_plaintext() && !stream.extras.tls_pending() {
+                stream.sent_at = clock.now();
+            }
+            stream.extras.set_tls_plaintext(true);
+            stream.extras.set_tls_pending(true);
+            if !entry.in_dirty {
+                entry.in_dirty = true;
+                dirty.push(token);
+            }
+        }
+        took
     }
 
     /// A graceful close of a TLS stream has drained its queue: `close_notify` goes first.

@@ -473,6 +473,18 @@ impl Registry {
 
     /// Queues a copy of `data` (a stream's bytes, or one datagram).
     pub(crate) fn send(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
+        // TLS: what rustls takes at once needs no copy into the queue.
+        #[cfg(feature = "tls")]
+        let data = match self.entry(token) {
+            Some(e) if matches!(&e.state, State::Stream(s) if s.extras.tls()) => {
+                let took = self.encrypt_now(token, data);
+                if took > 0 && took == data.len() {
+                    return Ok(());
+                }
+                &data[took..]
+            }
+            _ => data,
+        };
         self.admit(token, data.len(), |entry, buffers, now| {
             match &mut entry.state {
                 State::Stream(stream) => {
