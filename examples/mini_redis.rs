@@ -106,23 +106,27 @@ impl Resp {
     fn request(&mut self, buf: &[u8], limit: usize) -> Result<Option<Frame>, FrameError> {
         self.args.clear();
         self.well_formed = false;
-        let first = self.line(buf, 0);
         if buf[0] != b'*' {
             // Inline command: one line.
-            return Ok(match first {
+            return Ok(match self.line(buf, 0) {
                 Line::End(end) => Some(Frame::new(0..end + 1, end + 1)),
                 Line::Open => None,
                 Line::TooLong => Some(cut(0)),
             });
         }
-        let mut at = match first {
-            Line::End(end) => end + 1,
-            Line::Open => return Ok(None),
-            Line::TooLong => return Ok(Some(cut(0))),
-        };
-        let count = match number(buf, 0, at - 1) {
-            Ok(n) if n <= MAX_ARGS => n,
-            _ => return Ok(Some(Frame::new(0..at, at))), // the handler reports it
+        let (count, mut at) = match quick_header(buf, 0, MAX_ARGS as usize) {
+            Some((count, at)) => (count as i64, at),
+            None => {
+                let at = match self.line(buf, 0) {
+                    Line::End(end) => end + 1,
+                    Line::Open => return Ok(None),
+                    Line::TooLong => return Ok(Some(cut(0))),
+                };
+                match number(buf, 0, at - 1) {
+                    Ok(n) if n <= MAX_ARGS => (n, at),
+                    _ => return Ok(Some(Frame::new(0..at, at))), // the handler reports it
+                }
+            }
         };
         for _ in 0..count.max(0) {
             if at >= buf.len() {
@@ -131,15 +135,22 @@ impl Resp {
             if buf[at] != b'$' {
                 return Ok(Some(Frame::new(0..at + 1, at + 1)));
             }
-            let end = match self.line(buf, at) {
-                Line::End(end) => end,
-                Line::Open => return Ok(None),
-                Line::TooLong => return Ok(Some(cut(at))),
-            };
-            let after = end + 1;
-            let len = match number(buf, at, end) {
-                Ok(n) if (0..=MAX_REQUEST as i64).contains(&n) => n as usize,
-                _ => return Ok(Some(Frame::new(0..after, after))),
+            // The common header in one pass; anything unusual (a trickled, long or bad
+            // line) takes the general path, which knows how to answer it.
+            let (len, after) = match quick_header(buf, at, MAX_REQUEST) {
+                Some(header) => header,
+                None => {
+                    let end = match self.line(buf, at) {
+                        Line::End(end) => end,
+                        Line::Open => return Ok(None),
+                        Line::TooLong => return Ok(Some(cut(at))),
+                    };
+                    let after = end + 1;
+                    match number(buf, at, end) {
+                        Ok(n) if (0..=MAX_REQUEST as i64).contains(&n) => (n as usize, after),
+                        _ => return Ok(Some(Frame::new(0..after, after))),
+                    }
+                }
             };
             let end = after + len + 2;
             if end > limit {
@@ -185,6 +196,34 @@ impl Decoder for Resp {
     fn fresh(&self) -> Box<dyn Decoder> {
         Box::new(Resp::default())
     }
+}
+
+/// A header line at `at` (`*<count>\r\n`, `$<length>\r\n`) as well-behaved clients send
+/// it (digits without a leading zero, within `max`, the line complete): the number and
+/// where the next line starts, read in one pass. `None` for anything else, which the
+/// general path decides.
+#[inline]
+fn quick_header(buf: &[u8], at: usize, max: usize) -> Option<(usize, usize)> {
+    let digits = buf.get(at + 1..)?;
+    if digits.first() == Some(&b'0') && digits.get(1) != Some(&b'\r') {
+        return None;
+    }
+    let mut len: usize = 0;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                len = len * 10 + usize::from(b - b'0');
+                if len > max {
+                    return None;
+                }
+            }
+            b'\r' if i > 0 && digits.get(i + 1) == Some(&b'\n') => {
+                return Some((len, at + 1 + i + 2));
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A record of the line at `at` cut at `MAX_LINE`: `parse` finds no end in it and answers
