@@ -198,6 +198,7 @@ impl<'a> Context<'a> {
     ///     }
     /// }
     /// ```
+    #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<(), Error> {
         self.registry.send(self.token, data)
     }

@@ -15,6 +15,7 @@ use crate::{CloseReason, Context, Handler, PanicPolicy, Token};
 
 /// Runs `f` on the handler of `token`, if the handle exists and its handler is not already
 /// running. Returns `None` if it did not run or panicked.
+#[inline(always)]
 pub(crate) fn dispatch<R>(
     registry: &mut Registry,
     token: Token,
@@ -31,6 +32,7 @@ pub(crate) fn dispatch<R>(
 }
 
 /// Runs `f` on a handler already out of its slot (finalization, where the slot is gone).
+#[inline(always)]
 pub(crate) fn call<R>(
     registry: &mut Registry,
     token: Token,
