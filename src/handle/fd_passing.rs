@@ -164,7 +164,7 @@ impl Registry {
                 Ok(written) => {
                     (stream.active_at, stream.sent_at) = (clock.now(), clock.now());
                     stream.wrote_any = true;
-                    stream.output.consume(written, buffers);
+                    stream.output.consume(written, buffers, false);
                     if carry {
                         // The descriptors went with the first of these bytes; ours close.
                         queue.pop_front();

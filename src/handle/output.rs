@@ -113,16 +113,16 @@ impl OutputQueue {
     }
 
     /// Drops the first `n` queued bytes (what a write took). Once nothing is left, the
-    /// buffers go back to `pool`.
-    pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufferPool) {
+    /// buffers go back to `pool`, unless `keep` says a sweep will return them (a busy
+    /// connection then reuses its buffer message after message; see [`OutputQueue::release`]).
+    pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufferPool, keep: bool) {
         if n == self.len && self.chunks.is_empty() {
             // The common case: the whole tail was written.
             self.len = 0;
             self.tail.clear();
             self.tail_start = 0;
-            pool.give(std::mem::take(&mut self.tail));
-            if self.chunks.capacity() > 0 {
-                pool.give_chunk_list(std::mem::take(&mut self.chunks));
+            if !keep {
+                self.release(pool);
             }
             return;
         }
@@ -147,11 +147,23 @@ impl OutputQueue {
             self.tail.clear();
             self.tail_start = 0;
         }
-        if self.len == 0 {
+        if self.len == 0 && !keep {
+            self.release(pool);
+        }
+    }
+
+    /// An empty queue's buffers go back to `pool`, so an idle connection holds none (the
+    /// deadline sweep calls this for queues that `consume` kept).
+    pub(crate) fn release(&mut self, pool: &mut BufferPool) {
+        if self.len > 0 {
+            return;
+        }
+        if self.tail.capacity() > 0 {
+            self.tail_start = 0;
             pool.give(std::mem::take(&mut self.tail));
-            if self.chunks.capacity() > 0 {
-                pool.give_chunk_list(std::mem::take(&mut self.chunks));
-            }
+        }
+        if self.chunks.capacity() > 0 {
+            pool.give_chunk_list(std::mem::take(&mut self.chunks));
         }
     }
 
@@ -207,12 +219,12 @@ mod tests {
         let pool = &mut BufferPool::default();
         queue.push_bytes(Bytes::from_static(b"abc"), pool);
         queue.push_slice(b"defg", pool);
-        queue.consume(4, pool);
+        queue.consume(4, pool, false);
         assert_eq!(queue.len(), 3);
         assert_eq!(drain(&queue), b"efg");
         queue.push_slice(b"h", pool);
         assert_eq!(drain(&queue), b"efgh");
-        queue.consume(4, pool);
+        queue.consume(4, pool, false);
         assert!(queue.is_empty());
         assert_eq!(drain(&queue), b"");
     }
@@ -225,10 +237,26 @@ mod tests {
         queue.push_slice(&[0; 100], pool);
         let capacity = queue.tail.capacity();
         for _ in 0..1000 {
-            queue.consume(100, pool);
+            queue.consume(100, pool, false);
             queue.push_slice(&[1; 100], pool);
         }
         assert_eq!(queue.tail.capacity(), capacity);
+    }
+
+    #[test]
+    fn a_kept_buffer_serves_the_next_send_until_it_is_released() {
+        let mut queue = OutputQueue::default();
+        let pool = &mut BufferPool::default();
+        queue.push_slice(&[0; 100], pool);
+        queue.consume(100, pool, true);
+        assert!(queue.is_empty());
+        assert!(queue.tail.capacity() >= 100, "kept for the next send");
+        assert_eq!(pool.pooled_bytes(), 0);
+        queue.push_slice(&[1; 50], pool);
+        queue.consume(50, pool, true);
+        queue.release(pool);
+        assert_eq!(queue.tail.capacity(), 0, "an idle queue holds nothing");
+        assert!(pool.pooled_bytes() >= 100);
     }
 
     #[test]
@@ -237,7 +265,7 @@ mod tests {
         let pool = &mut BufferPool::default();
         queue.push_slice(&[7; 64 * 1024], pool);
         queue.push_bytes(Bytes::from_static(b"chunk"), pool);
-        queue.consume(64 * 1024 + 5, pool);
+        queue.consume(64 * 1024 + 5, pool, false);
         assert!(queue.is_empty());
         assert_eq!((queue.tail.capacity(), queue.chunks.capacity()), (0, 0));
         queue.push_slice(b"again", pool);

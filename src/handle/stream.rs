@@ -546,6 +546,7 @@ impl Registry {
     /// write follows at once; only a short write (or `EAGAIN`) clears writability, and an
     /// EPOLLOUT edge then resumes. A drained queue gives its buffers back to the pool.
     pub(crate) fn write_stream(&mut self, token: Token) -> Flushed {
+        let keep = self.keeps_drained_buffers();
         let Registry {
             entries,
             buffers,
@@ -578,7 +579,7 @@ impl Registry {
                         (stream.active_at, stream.sent_at) = (clock.now(), clock.now());
                         stream.wrote_any = true;
                     }
-                    stream.output.consume(written, buffers);
+                    stream.output.consume(written, buffers, keep);
                     if stream.output.is_empty() {
                         return Flushed::Drained;
                     }

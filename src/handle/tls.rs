@@ -196,7 +196,7 @@ impl Registry {
                     Ok(took) => took,
                     Err(e) => return Flushed::Failed(e),
                 };
-                stream.output.consume(took, buffers);
+                stream.output.consume(took, buffers, false);
             }
             let mut wrote = false;
             while session.conn.wants_write() {

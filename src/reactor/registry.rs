@@ -370,11 +370,24 @@ impl Registry {
             return;
         }
         self.next_sweep = now.wrapping_add(every);
-        for (index, entry) in &self.entries {
+        for (index, entry) in &mut self.entries {
             if let Some(deadline) = entry.expired_deadline(now) {
                 out.push((Token::new(index, entry.generation, self.id), deadline));
             }
+            // The buffer a drained queue kept for its next send (`keeps_drained_buffers`).
+            if let State::Stream(stream) = &mut entry.state {
+                stream.output.release(&mut self.buffers);
+            }
         }
+    }
+
+    /// Whether a stream's queue keeps its buffer when a write drains it: with deadlines,
+    /// the sweep (at least twice a second) returns it to the pool, so a busy connection
+    /// saves the round trip through the pool per message and an idle one still holds no
+    /// buffer. Without a sweep, the buffer goes back at once.
+    #[inline]
+    pub(crate) fn keeps_drained_buffers(&self) -> bool {
+        self.sweep_every.is_some()
     }
 
     /// A deadline expired: the handler hears which in `on_error`, then the handle closes,
