@@ -564,8 +564,7 @@ impl Registry {
         loop {
             let result = match stream.output.contiguous() {
                 // The common case (copied sends only) needs no iovec array to fill.
-                Some(all) => write_once(fd.as_fd(), &[IoSlice::new(all)], socket)
-                    .map(|written| (written, all.len())),
+                Some(all) => write_one(fd.as_fd(), all, socket).map(|written| (written, all.len())),
                 None => {
                     let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                     let n = stream.output.io_slices(&mut slices);
@@ -716,6 +715,20 @@ impl Registry {
             &[IoSlice::new(data)],
             socket,
         )?)
+    }
+}
+
+/// [`write_once`] of one buffer: `send(2)` on a socket, no iovec.
+#[inline]
+fn write_one(fd: std::os::fd::BorrowedFd<'_>, buf: &[u8], socket: bool) -> io::Result<usize> {
+    if !socket {
+        return write_once(fd, &[IoSlice::new(buf)], false);
+    }
+    loop {
+        match sys::fd::send(fd, buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 

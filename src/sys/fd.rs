@@ -1,12 +1,12 @@
 //! Descriptor-level calls on the hot path and the classification of foreign descriptors.
 //!
-//! `read(2)` and `sendmsg(2)` are called directly so that one reactor turn costs exactly one
-//! syscall per direction per handle: `std`'s `Write` for `TcpStream` would do, but it cannot
+//! `read(2)`, `send(2)` (one buffer) and `sendmsg(2)` (several) are called directly so that
+//! one reactor turn costs exactly one syscall per direction per handle: `std`'s `Write` for `TcpStream` would do, but it cannot
 //! pass `MSG_NOSIGNAL`, and without it a write to a reset peer raises SIGPIPE in programs
 //! (or C hosts) that have not ignored the signal.
 //!
-//! On Linux they go straight to the kernel through `syscall(2)`: glibc's `read` and
-//! `sendmsg` are thread-cancellation points, and their wrappers switch asynchronous
+//! On Linux they go straight to the kernel through `syscall(2)`: glibc's `read`, `send`
+//! and `sendmsg` are thread-cancellation points, and their wrappers switch asynchronous
 //! cancellation on and off around every call, about 55 instructions per message in
 //! all (issue 19's callgrind profiles). The reactor never cancels threads, so it skips
 //! them; errors come back through `errno` all the same.
@@ -57,6 +57,41 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
     // SAFETY: as above.
     #[cfg(not(target_os = "linux"))]
     let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Writes as much of `buf` as the socket takes, in one `send(2)` with `MSG_NOSIGNAL` (the
+/// one-buffer case of [`send_vectored`], without a `msghdr` to fill).
+#[inline]
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call and `fd` is a
+    // live descriptor borrowed for the call; no address is passed.
+    #[cfg(target_os = "linux")]
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd.as_raw_fd(),
+            buf.as_ptr(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            std::ptr::null::<libc::sockaddr>(),
+            0,
+        )
+    };
+    // SAFETY: as above.
+    #[cfg(not(target_os = "linux"))]
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
