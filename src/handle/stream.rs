@@ -156,6 +156,21 @@ impl Reactor {
             return;
         };
         let ready = entry.ready;
+        // The common visit, in one look at the slot: an open, connected stream with bytes
+        // to read, nothing to flush, no error, no callback owed but the read's.
+        if let State::Stream(stream) = &entry.state {
+            let plain = ready.readable
+                && !ready.error
+                && stream.connected
+                && stream.input.is_empty()
+                && !stream.watch_writable
+                && !(ready.writable && entry.has_output())
+                && !entry.options.manual_read
+                && entry.wants_read();
+            if plain {
+                return self.read_stream(token);
+            }
+        }
         if entry.life == Life::Dying {
             return;
         }
@@ -302,8 +317,15 @@ impl Reactor {
                 }
                 if entry.options.receive_fds {
                     self.deliver_fds(token);
+                    self.deliver_read(token, n);
+                } else if stream.decoder.is_none() && stream.input.is_empty() {
+                    // Unframed, nothing buffered: the bytes go as they came (as in
+                    // `deliver_read`, without looking the slot up again).
+                    let data = &self.read_buf[..n];
+                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+                } else {
+                    self.deliver_read(token, n);
                 }
-                self.deliver_read(token, n);
                 if self
                     .registry
                     .entry(token)
