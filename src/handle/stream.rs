@@ -576,45 +576,9 @@ impl Registry {
             clock,
             ..
         } = self;
-        let Some(entry) = slot_mut(entries, *id, token) else {
-            return Flushed::Idle;
-        };
-        let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
-            return Flushed::Idle;
-        };
-        let socket = entry.transport.is_socket();
-        loop {
-            let result = match stream.output.contiguous() {
-                // The common case (copied sends only) needs no iovec array to fill.
-                Some(all) => write_one(fd.as_fd(), all, socket).map(|written| (written, all.len())),
-                None => {
-                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                    let n = stream.output.io_slices(&mut slices);
-                    let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
-                    write_once(fd.as_fd(), &slices[..n], socket).map(|w| (w, offered))
-                }
-            };
-            match result {
-                Ok((written, offered)) => {
-                    if written > 0 {
-                        (stream.active_at, stream.sent_at) = (clock.now(), clock.now());
-                        stream.wrote_any = true;
-                    }
-                    stream.output.consume(written, buffers, keep);
-                    if stream.output.is_empty() {
-                        return Flushed::Drained;
-                    }
-                    if written < offered {
-                        entry.ready.writable = false;
-                        return Flushed::Partial;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    entry.ready.writable = false;
-                    return Flushed::Partial;
-                }
-                Err(e) => return Flushed::Failed(e),
-            }
+        match slot_mut(entries, *id, token) {
+            Some(entry) => write_stream_of(entry, buffers, clock.now(), keep),
+            None => Flushed::Idle,
         }
     }
 
@@ -737,6 +701,53 @@ impl Registry {
             &[IoSlice::new(data)],
             socket,
         )?)
+    }
+}
+
+/// [`Registry::write_stream`] on a slot already looked up (the flush has it); `now` is the
+/// turn's clock reading and `keep` whether a drained queue keeps its buffer.
+pub(crate) fn write_stream_of(
+    entry: &mut super::Entry,
+    buffers: &mut super::buffer_pool::BufferPool,
+    now: u32,
+    keep: bool,
+) -> Flushed {
+    let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
+        return Flushed::Idle;
+    };
+    let socket = entry.transport.is_socket();
+    loop {
+        let result = match stream.output.contiguous() {
+            // The common case (copied sends only) needs no iovec array to fill.
+            Some(all) => write_one(fd.as_fd(), all, socket).map(|written| (written, all.len())),
+            None => {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = stream.output.io_slices(&mut slices);
+                let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
+                write_once(fd.as_fd(), &slices[..n], socket).map(|w| (w, offered))
+            }
+        };
+        match result {
+            Ok((written, offered)) => {
+                if written > 0 {
+                    (stream.active_at, stream.sent_at) = (now, now);
+                    stream.wrote_any = true;
+                }
+                stream.output.consume(written, buffers, keep);
+                if stream.output.is_empty() {
+                    return Flushed::Drained;
+                }
+                if written < offered {
+                    entry.ready.writable = false;
+                    return Flushed::Partial;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                entry.ready.writable = false;
+                return Flushed::Partial;
+            }
+            Err(e) => return Flushed::Failed(e),
+        }
     }
 }
 

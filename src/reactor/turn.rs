@@ -20,8 +20,9 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::dispatch::{call, dispatch};
-use super::registry::Deferred;
+use super::registry::{slot_mut, Deferred};
 use crate::handle::process::ORPHANS_KEY;
+use crate::handle::stream::write_stream_of;
 use crate::handle::{Flushed, Life, State};
 use crate::pump::Pump;
 use crate::selector::{Readiness, Trigger};
@@ -194,7 +195,10 @@ impl Reactor {
     /// Writes queued output of `token`; reports drain, completes a graceful close, or fails
     /// the handle.
     pub(crate) fn flush(&mut self, token: Token) {
-        let Some(entry) = self.registry.entry_mut(token) else {
+        let keep = self.registry.keeps_drained_buffers();
+        let registry = &mut self.registry;
+        let now = registry.clock.now();
+        let Some(entry) = slot_mut(&mut registry.entries, registry.id, token) else {
             return;
         };
         entry.in_dirty = false;
@@ -213,7 +217,7 @@ impl Reactor {
             }
             #[cfg(feature = "tls")]
             State::Stream(ref stream) if stream.extras.tls() => self.registry.write_tls(token),
-            State::Stream(_) => self.registry.write_stream(token),
+            State::Stream(_) => write_stream_of(entry, &mut registry.buffers, now, keep),
             _ => self.registry.write_datagrams(token),
         };
         if level {
