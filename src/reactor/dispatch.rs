@@ -26,8 +26,8 @@ pub(crate) fn dispatch<R>(
     // Slots are only freed by finalization, which never runs during a callback, so the
     // slot is still this handle's.
     if let Some(entry) = registry.entry_mut(token) {
-        // The slot's handler is out (taken above): no old one to drop.
-        entry.handler.get_or_insert(handler);
+        // The slot's handler is out (taken above): the `None` replaced needs no drop.
+        std::mem::forget(entry.handler.replace(handler));
     }
     result
 }

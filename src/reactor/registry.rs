@@ -498,6 +498,9 @@ impl Registry {
             }
             _ => data,
         };
+        if self.queue_on_open_stream(token, data) {
+            return Ok(());
+        }
         self.admit(token, data.len(), |entry, buffers, now| {
             match &mut entry.state {
                 State::Stream(stream) => {
@@ -509,6 +512,46 @@ impl Registry {
                 _ => queue_datagram(entry, data, None),
             }
         })
+    }
+
+    /// `send`'s common case in one look at the slot: an open stream whose queue stays
+    /// within its bound and does not cross its high watermark. Anything else (an error to
+    /// report, a watermark to announce, a datagram) is left to `admit`: false.
+    #[inline]
+    fn queue_on_open_stream(&mut self, token: Token, data: &[u8]) -> bool {
+        let Registry {
+            entries,
+            buffers,
+            clock,
+            id,
+            dirty,
+            ..
+        } = self;
+        let Some(entry) = slot_mut(entries, *id, token) else {
+            return false;
+        };
+        let (Life::Open, true, State::Stream(stream)) =
+            (entry.life, entry.writable_end, &mut entry.state)
+        else {
+            return false;
+        };
+        let queued = stream.output.len();
+        let after = queued + data.len();
+        let options = &entry.options;
+        let crosses_high =
+            !stream.above_high && options.watermarks.is_some_and(|(high, _)| after > high);
+        if after > options.max_output || crosses_high {
+            return false;
+        }
+        if queued == 0 {
+            stream.sent_at = clock.now();
+        }
+        stream.output.push_slice(data, buffers);
+        if !entry.in_dirty {
+            entry.in_dirty = true;
+            dirty.push(token);
+        }
+        true
     }
 
     /// Queues `data` without copying it (datagram handles copy it into their arena).
