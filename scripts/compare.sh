@@ -17,7 +17,8 @@
 # rotates), and the median round is reported. Each run also notes the share of a CPU the
 # server, the load generator and other programs used: a run disturbed by other programs is
 # repeated (twice at most), and a server well below 100% means the load generator set the
-# pace. Prints one table (eventmux req/s, peer req/s, eventmux/peer) and writes
+# pace. Prints one table (eventmux req/s, peer req/s, eventmux/peer, and the same per
+# second of server CPU time: what a server costs matters as much as its speed) and writes
 # target/compare/results.md (with every run and its CPU shares) and
 # target/compare/results.svg (a bar chart of the ratios).
 #
@@ -445,6 +446,22 @@ paired_ratio() {
         middle %.2f -
 }
 
+# per_cpu CASE SERVER: the median of the recorded runs' requests per server CPU-second
+# (req/s over the share of one CPU the server used), empty if none.
+per_cpu() {
+    awk -F'\t' -v c="$1" -v s="$2" '$1 == c && $2 == s && $3 != "-" && $4 + 0 > 0 { print $3 / $4 }' "$RUNS" |
+        middle %.0f
+}
+
+# paired_cpu_ratio CASE A B: as paired_ratio, of requests per server CPU-second.
+paired_cpu_ratio() {
+    awk -F'\t' -v c="$1" -v a="$2" -v b="$3" '
+        $1 == c && $2 == a && $4 + 0 > 0 { ra[$7] = $3 / $4 }
+        $1 == c && $2 == b && $4 + 0 > 0 { rb[$7] = $3 / $4 }
+        END { for (r in ra) if ((r in rb) && rb[r] > 0) print ra[r] / rb[r] }' "$RUNS" |
+        middle %.2f -
+}
+
 # runs CASE SERVER: every run's req/s (CPU of server/client/others), in the order measured.
 runs() {
     awk -F'\t' -v c="$1" -v s="$2" '$1 == c && $2 == s {
@@ -459,18 +476,21 @@ report() {
         a=$(median "$case" "$emux")
         b=$(median "$case" "$peer")
         ratio=$(paired_ratio "$case" "$emux" "$peer")
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "${a:--}" "${b:--}" "$ratio" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "${a:--}" "${b:--}" "$ratio" \
             "$(runs "$case" "$emux")" "$(runs "$case" "$peer")" \
-            "$(median "$case" "$emux" 4 %.2f)" "$(median "$case" "$peer" 4 %.2f)" >>"$table"
+            "$(median "$case" "$emux" 4 %.2f)" "$(median "$case" "$peer" 4 %.2f)" \
+            "$(per_cpu "$case" "$emux")" "$(per_cpu "$case" "$peer")" \
+            "$(paired_cpu_ratio "$case" "$emux" "$peer")" >>"$table"
     done <"$ROWS"
 
     echo
     echo "eventmux vs peers: median of $ROUNDS x ${SECS} s runs, $PINNING; $BUSY_POLL_NOTE"
-    echo "(ratio: median over rounds of eventmux / peer within the round)"
+    echo "(ratio: median over rounds of eventmux / peer within the round; per CPU-s: requests"
+    echo " per second of server CPU time, the same ratio of those)"
     awk -F'\t' '
-        BEGIN { printf "%-46s %15s %15s %8s\n", "row", "eventmux req/s", "peer req/s", "ratio"
-                printf "%-46s %15s %15s %8s\n", "---", "--------------", "----------", "-----" }
-        { printf "%-46s %15s %15s %8s\n", $1, $2, $3, $4 }' "$table"
+        BEGIN { printf "%-46s %14s %12s %6s %14s %12s %6s\n", "row", "eventmux req/s", "peer req/s", "ratio", "eventmux /CPU-s", "peer /CPU-s", "ratio"
+                printf "%-46s %14s %12s %6s %14s %12s %6s\n", "---", "--------------", "----------", "-----", "---------------", "-----------", "-----" }
+        { printf "%-46s %14s %12s %6s %14s %12s %6s\n", $1, $2, $3, $4, $9, $10, $11 }' "$table"
 
     {
         echo "# eventmux compared with its peers"
@@ -485,9 +505,14 @@ report() {
         echo "below 1.00 means the load generator, not the server, set the pace; the load"
         echo "generator, alone on its core, is then the bottleneck."
         echo
-        echo "| row | eventmux req/s | peer req/s | eventmux/peer | eventmux CPU | peer CPU |"
-        echo "|---|---:|---:|---:|---:|---:|"
-        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $7, $8 }' "$table"
+        echo "Per CPU-s: requests per second of the server's CPU time (user + system), the"
+        echo "median run, and the median over rounds of eventmux's over the peer's. The two"
+        echo "PING rows come from one redis-benchmark call and share its CPU figure, so theirs"
+        echo "are of the two tests together."
+        echo
+        echo "| row | eventmux req/s | peer req/s | eventmux/peer | eventmux req/CPU-s | peer req/CPU-s | eventmux/peer per CPU-s | eventmux CPU | peer CPU |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $9, $10, $11, $7, $8 }' "$table"
         echo
         echo "Every run, req/s (share of a CPU used by the server / the load generator / other"
         echo "programs), in the order measured; the two PING rows share one redis-benchmark"
