@@ -35,6 +35,7 @@ impl OutputQueue {
         self.len == 0
     }
 
+    #[inline]
     pub(crate) fn push_slice(&mut self, data: &[u8], pool: &mut BufferPool) {
         if self.tail.capacity() == 0 {
             self.tail = pool.take();
@@ -115,7 +116,8 @@ impl OutputQueue {
     /// Drops the first `n` queued bytes (what a write took). Once nothing is left, the
     /// buffers go back to `pool`, unless `keep` says a sweep will return them (a busy
     /// connection then reuses its buffer message after message; see [`OutputQueue::release`]).
-    pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufferPool, keep: bool) {
+    #[inline]
+    pub(crate) fn consume(&mut self, n: usize, pool: &mut BufferPool, keep: bool) {
         if n == self.len && self.chunks.is_empty() {
             // The common case: the whole tail was written.
             self.len = 0;
@@ -126,6 +128,11 @@ impl OutputQueue {
             }
             return;
         }
+        self.consume_part(n, pool, keep);
+    }
+
+    /// [`OutputQueue::consume`] of part of the queue, or across chunks.
+    fn consume_part(&mut self, mut n: usize, pool: &mut BufferPool, keep: bool) {
         self.len -= n;
         while n > 0 {
             match self.chunks.front_mut() {

@@ -706,6 +706,7 @@ impl Registry {
 
 /// [`Registry::write_stream`] on a slot already looked up (the flush has it); `now` is the
 /// turn's clock reading and `keep` whether a drained queue keeps its buffer.
+#[inline]
 pub(crate) fn write_stream_of(
     entry: &mut super::Entry,
     buffers: &mut super::buffer_pool::BufferPool,
