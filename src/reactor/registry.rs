@@ -485,6 +485,7 @@ impl Registry {
     }
 
     /// Queues a copy of `data` (a stream's bytes, or one datagram).
+    #[inline]
     pub(crate) fn send(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
         // TLS: what rustls takes at once needs no copy into the queue.
         #[cfg(feature = "tls")]
@@ -501,6 +502,12 @@ impl Registry {
         if self.queue_on_open_stream(token, data) {
             return Ok(());
         }
+        self.send_admitted(token, data)
+    }
+
+    /// `send` past its common case: bounds, watermarks, datagrams and errors.
+    #[inline(never)]
+    fn send_admitted(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
         self.admit(token, data.len(), |entry, buffers, now| {
             match &mut entry.state {
                 State::Stream(stream) => {
