@@ -379,6 +379,25 @@ impl Entry {
         self.life == Life::Open
     }
 
+    /// The common visit of a stream, decided in one look at its slot: open and connected,
+    /// bytes to read, nothing to flush, no error, no callback owed but the read's
+    /// (`drive_stream` does the rest; this lets the turn go straight to the read).
+    #[inline]
+    pub(crate) fn only_reads(&self) -> bool {
+        let ready = self.ready;
+        let State::Stream(stream) = &self.state else {
+            return false;
+        };
+        ready.readable
+            && !ready.error
+            && stream.connected
+            && stream.input.is_empty()
+            && !stream.watch_writable
+            && !(ready.writable && self.has_output())
+            && !self.options.manual_read
+            && self.wants_read()
+    }
+
     /// Whether the reactor should read (or report readability) now.
     pub(crate) fn wants_read(&self) -> bool {
         let held = match &self.state {

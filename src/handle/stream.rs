@@ -150,27 +150,13 @@ fn own_limit_allows(decoder: &dyn crate::framing::Decoder, size: usize) -> bool 
 
 impl Reactor {
     /// One visit of a ready stream: connect completion, errors, writing, then reading (or
-    /// discarding, or ManualRead's `on_readable`).
+    /// discarding, or ManualRead's `on_readable`). The turn goes straight to
+    /// [`Reactor::read_stream`] for a visit that only reads (`Entry::only_reads`).
     pub(crate) fn drive_stream(&mut self, token: Token) {
         let Some(entry) = self.registry.entry_mut(token) else {
             return;
         };
         let ready = entry.ready;
-        // The common visit, in one look at the slot: an open, connected stream with bytes
-        // to read, nothing to flush, no error, no callback owed but the read's.
-        if let State::Stream(stream) = &entry.state {
-            let plain = ready.readable
-                && !ready.error
-                && stream.connected
-                && stream.input.is_empty()
-                && !stream.watch_writable
-                && !(ready.writable && entry.has_output())
-                && !entry.options.manual_read
-                && entry.wants_read();
-            if plain {
-                return self.read_stream(token);
-            }
-        }
         if entry.life == Life::Dying {
             return;
         }
@@ -270,7 +256,7 @@ impl Reactor {
     /// Reads once and delivers it. A handle with more to read goes to the back of the ready
     /// list, so ready handles take turns read by read (the reactor runs a bounded number of
     /// rounds per turn).
-    fn read_stream(&mut self, token: Token) {
+    pub(crate) fn read_stream(&mut self, token: Token) {
         let now = self.registry.clock.now();
         let Some(entry) = self.registry.entry_mut(token) else {
             return;

@@ -11,6 +11,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::registry::Registry;
+use crate::handle::Life;
 use crate::{CloseReason, Context, Handler, PanicPolicy, Token};
 
 /// Runs `f` on the handler of `token`, if the handle exists and its handler is not already
@@ -30,6 +31,17 @@ pub(crate) fn dispatch<R>(
         std::mem::forget(entry.handler.replace(handler));
     }
     result
+}
+
+/// `on_sent` after a drain: [`dispatch`], returning the handle's life after the callback
+/// (read while the handler goes back into its slot), which the flush needs next.
+pub(crate) fn dispatch_sent(registry: &mut Registry, token: Token) -> Option<Life> {
+    let mut handler = registry.entry_mut(token)?.handler.take()?;
+    call(registry, token, &mut *handler, |h, ctx| h.on_sent(ctx));
+    let entry = registry.entry_mut(token)?;
+    // The slot's handler is out (taken above): the `None` replaced needs no drop.
+    std::mem::forget(entry.handler.replace(handler));
+    Some(entry.life)
 }
 
 /// Runs `f` on a handler already out of its slot (finalization, where the slot is gone).

@@ -19,7 +19,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::dispatch::{call, dispatch};
+use super::dispatch::{call, dispatch, dispatch_sent};
 use super::registry::{slot_mut, Deferred};
 use crate::handle::process::ORPHANS_KEY;
 use crate::handle::stream::write_stream_of;
@@ -166,7 +166,11 @@ impl Reactor {
         ready.writable |= event.writable;
         ready.read_closed |= event.closed;
         ready.error |= event.error;
-        self.registry.schedule(token);
+        // `Registry::schedule`, on the slot in hand.
+        if !entry.in_ready {
+            entry.in_ready = true;
+            self.registry.ready.push_back(token);
+        }
     }
 
     fn drive(&mut self, token: Token) {
@@ -175,6 +179,8 @@ impl Reactor {
         };
         entry.in_ready = false;
         match entry.state {
+            // The common visit (see `only_reads`) skips `drive_stream`'s look at the slot.
+            State::Stream(_) if entry.only_reads() => self.read_stream(token),
             State::Stream(_) => self.drive_stream(token),
             State::Datagram(_) => self.drive_datagram(token),
             State::Listener(_) => self.drive_listener(token),
@@ -233,8 +239,8 @@ impl Reactor {
             Flushed::Idle | Flushed::Partial => {}
             Flushed::Drained => {
                 // EventMux posts `sent` for every drain, a graceful close's included.
-                dispatch(&mut self.registry, token, |h, ctx| h.on_sent(ctx));
-                if let Some(Life::Closing { .. }) = self.registry.entry(token).map(|e| e.life) {
+                let life = dispatch_sent(&mut self.registry, token);
+                if let Some(Life::Closing { .. }) = life {
                     self.registry.closing_drained(token);
                 }
             }
