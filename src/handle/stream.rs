@@ -30,7 +30,7 @@ use socket2::SockRef;
 use super::output::MAX_IOVECS;
 use super::{Flushed, Life, State};
 use crate::framing::{Frame, FrameError, Framing};
-use crate::reactor::dispatch::dispatch;
+use crate::reactor::dispatch::{dispatch, dispatch_taken};
 use crate::reactor::registry::{slot_mut, Deferred, Registry};
 use crate::selector::Trigger;
 use crate::sys;
@@ -41,7 +41,7 @@ const DISCARDS_PER_VISIT: usize = 8;
 /// Output a read burst may build up before it is written mid-burst rather than at the end of
 /// the turn: large enough that small replies still coalesce into one write, small enough
 /// that bulk data is written while it is still in the CPU cache.
-const EARLY_FLUSH: usize = 64 * 1024;
+pub(crate) const EARLY_FLUSH: usize = 64 * 1024;
 /// Read size used to throw away input during a graceful close.
 const DISCARD_SIZE: usize = 16 * 1024;
 
@@ -307,15 +307,22 @@ impl Reactor {
                 } else if stream.decoder.is_none() && stream.input.is_empty() {
                     // Unframed, nothing buffered: the bytes go as they came (as in
                     // `deliver_read`, without looking the slot up again).
-                    let data = &self.read_buf[..n];
-                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
+                    if let Some(handler) = entry.handler.take() {
+                        let data = &self.read_buf[..n];
+                        dispatch_taken(&mut self.registry, token, handler, |h, ctx| {
+                            h.on_read(ctx, data)
+                        });
+                    }
                 } else {
                     self.deliver_read(token, n);
                 }
-                if self
-                    .registry
-                    .entry(token)
-                    .is_some_and(|e| e.buflen() >= EARLY_FLUSH)
+                // A queue that has grown past EARLY_FLUSH (the registry noticed it as it
+                // took the bytes) is written now, while the data is still in the cache.
+                if std::mem::take(&mut self.registry.early_flush)
+                    && self
+                        .registry
+                        .entry(token)
+                        .is_some_and(|e| e.buflen() >= EARLY_FLUSH)
                 {
                     self.flush(token);
                 }

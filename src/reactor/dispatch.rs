@@ -22,12 +22,24 @@ pub(crate) fn dispatch<R>(
     token: Token,
     f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
 ) -> Option<R> {
-    let mut handler = registry.entry_mut(token)?.handler.take()?;
-    let result = call(registry, token, &mut *handler, f);
+    let handler = registry.entry_mut(token)?.handler.take()?;
     // Slots are only freed by finalization, which never runs during a callback, so the
-    // slot is still this handle's.
+    // slot is still this handle's when the handler goes back.
+    dispatch_taken(registry, token, handler, f)
+}
+
+/// [`dispatch`] with the handler already taken out of its slot by the caller (who had the
+/// slot in hand): it runs, then goes back.
+#[inline(always)]
+pub(crate) fn dispatch_taken<R>(
+    registry: &mut Registry,
+    token: Token,
+    mut handler: Box<dyn Handler>,
+    f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
+) -> Option<R> {
+    let result = call(registry, token, &mut *handler, f);
     if let Some(entry) = registry.entry_mut(token) {
-        // The slot's handler is out (taken above): the `None` replaced needs no drop.
+        // The slot's handler is out (taken by the caller): the `None` replaced needs no drop.
         std::mem::forget(entry.handler.replace(handler));
     }
     result

@@ -26,6 +26,7 @@ use crate::handle::buffer_pool::BufferPool;
 use crate::handle::fd_passing::Attachments;
 use crate::handle::process::Orphans;
 use crate::handle::slot::Seats;
+use crate::handle::stream::EARLY_FLUSH;
 use crate::handle::{Entry, Kind, Life, State};
 use crate::selector::{Selector, Trigger};
 use crate::timer::{TimerPurpose, Timers};
@@ -90,6 +91,9 @@ pub(crate) struct Registry {
     /// How often the deadlines are swept (a quarter of the shortest in use, 10 to 500 ms),
     /// and when next; `None` while no handle has a deadline.
     sweep_every: Option<u32>,
+    /// A send took some queue to `EARLY_FLUSH` or past it (the read that caused it writes
+    /// its queue at once: `read_stream`).
+    pub(crate) early_flush: bool,
     next_sweep: u32,
 }
 
@@ -121,6 +125,7 @@ impl Registry {
             refusals: Seats::default(),
             shutdown_until: None,
             sweep_every: None,
+            early_flush: false,
             next_sweep: 0,
         }
     }
@@ -464,6 +469,7 @@ impl Registry {
             return Err(error());
         }
         push(entry, buffers, clock.now());
+        self.early_flush |= entry.buflen() >= EARLY_FLUSH;
         let passed_high = match (&mut entry.state, entry.options.watermarks) {
             (State::Stream(stream), Some((high, _))) if !stream.above_high => {
                 stream.above_high = stream.output.len() > high;
@@ -532,6 +538,7 @@ impl Registry {
             clock,
             id,
             dirty,
+            early_flush,
             ..
         } = self;
         let Some(entry) = slot_mut(entries, *id, token) else {
@@ -553,6 +560,7 @@ impl Registry {
         if queued == 0 {
             stream.sent_at = clock.now();
         }
+        *early_flush |= after >= EARLY_FLUSH;
         stream.output.push_slice(data, buffers);
         if !entry.in_dirty {
             entry.in_dirty = true;
