@@ -47,6 +47,7 @@ pub(crate) fn dispatch_taken<R>(
 
 /// `on_sent` after a drain: [`dispatch`], returning the handle's life after the callback
 /// (read while the handler goes back into its slot), which the flush needs next.
+#[inline(always)]
 pub(crate) fn dispatch_sent(registry: &mut Registry, token: Token) -> Option<Life> {
     let mut handler = registry.entry_mut(token)?.handler.take()?;
     call(registry, token, &mut *handler, |h, ctx| h.on_sent(ctx));
