@@ -74,6 +74,8 @@ pub struct Reactor {
     pub(crate) tls_raw: Vec<u8>,
     events: Vec<Readiness>,
     flushing: Vec<Token>,
+    /// The ready handles of the round being served (`turn.rs`), kept for its capacity.
+    round: Vec<Token>,
     /// Where a datagram handle's `recvmmsg` reports lengths and senders (reused).
     pub(crate) received: Vec<crate::sys::fd::Received>,
     /// How long to poll without blocking before a wait (zero: off).
@@ -118,6 +120,7 @@ impl Reactor {
             tls_raw: Vec::new(),
             events: Vec::with_capacity(1024),
             flushing: Vec::new(),
+            round: Vec::new(),
             received: Vec::new(),
             busy_poll: Duration::ZERO,
             last_wait_busy: false,

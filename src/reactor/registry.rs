@@ -59,7 +59,7 @@ pub(crate) struct Registry {
     pub(crate) timers: Timers,
     pub(crate) deferred: VecDeque<Deferred>,
     /// Handles with readiness to act on, in arrival order.
-    pub(crate) ready: VecDeque<Token>,
+    pub(crate) ready: Vec<Token>,
     /// Handles whose output grew since the last flush.
     pub(crate) dirty: Vec<Token>,
     /// Where drained queues leave their buffers for the next send.
@@ -107,7 +107,7 @@ impl Registry {
             selector,
             timers: Timers::default(),
             deferred: VecDeque::new(),
-            ready: VecDeque::new(),
+            ready: Vec::new(),
             dirty: Vec::new(),
             buffers: BufferPool::default(),
             stopped: false,
@@ -278,7 +278,7 @@ impl Registry {
         if let Some(entry) = self.entry_mut(token) {
             if !entry.in_ready {
                 entry.in_ready = true;
-                self.ready.push_back(token);
+                self.ready.push(token);
             }
         }
     }

@@ -78,17 +78,18 @@ impl Reactor {
         // keeps a busy peer from starving the others; the bound keeps the loop from
         // starving timers and the wait.
         for _ in 0..ROUNDS_PER_TURN {
-            let ready = self.registry.ready.len();
-            if ready == 0 {
+            if self.registry.ready.is_empty() {
                 break;
             }
-            for _ in 0..ready {
-                let Some(token) = self.registry.ready.pop_front() else {
-                    break;
-                };
+            // This round's handles; what they schedule meanwhile is the next round.
+            let mut round = std::mem::take(&mut self.round);
+            std::mem::swap(&mut round, &mut self.registry.ready);
+            for &token in &round {
                 self.drive(token);
                 self.process_deferred();
             }
+            round.clear();
+            self.round = round;
         }
         let fired = self.fire_timers();
         self.enforce_deadlines();
@@ -169,7 +170,7 @@ impl Reactor {
         // `Registry::schedule`, on the slot in hand.
         if !entry.in_ready {
             entry.in_ready = true;
-            self.registry.ready.push_back(token);
+            self.registry.ready.push(token);
         }
     }
 
