@@ -9,7 +9,7 @@
 //! the expired ones. No timer is armed, moved or cancelled per byte.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Which deadline of a handle expired.
 ///
@@ -62,37 +62,31 @@ impl fmt::Display for Deadline {
 /// Milliseconds since the reactor started, read once per turn. Wraps after 49 days;
 /// differences are taken with wrapping arithmetic, so any deadline under 24 days is exact.
 pub(crate) struct Clock {
-    start: Instant,
-    /// The last reading, as an instant (timers use it) and as milliseconds since `start`.
-    instant: Instant,
+    /// `CLOCK_MONOTONIC` at the start, in milliseconds.
+    start: u64,
+    /// The last reading, in milliseconds since `start`.
     now: u32,
 }
 
 impl Clock {
     pub(crate) fn new() -> Clock {
-        let start = Instant::now();
         Clock {
-            start,
-            instant: start,
+            start: crate::sys::clock::monotonic_millis(),
             now: 0,
         }
     }
 
     /// Reads the clock (once per turn).
+    #[inline]
     pub(crate) fn tick(&mut self) -> u32 {
-        self.instant = Instant::now();
-        self.now = millis(self.instant.saturating_duration_since(self.start));
+        let elapsed = crate::sys::clock::monotonic_millis().saturating_sub(self.start);
+        self.now = elapsed as u32; // wrapping: see the type's docs
         self.now
     }
 
     /// The reading of this turn, in milliseconds.
     pub(crate) fn now(&self) -> u32 {
         self.now
-    }
-
-    /// The reading of this turn, as an instant.
-    pub(crate) fn instant(&self) -> Instant {
-        self.instant
     }
 }
 

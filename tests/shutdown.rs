@@ -159,7 +159,10 @@ fn sigterm_during_a_thousand_connections_with_queued_output_delivers_every_byte(
     let mut reactor = Reactor::new().unwrap();
     let log = Log::default();
     let l = log.clone();
-    let addr = serve(&mut reactor, Options::new(), &log, move |_, _| {
+    // The client reads the connections one after another: on a slow machine the last
+    // waits longer than the default 10 s linger, which is not what this test is about.
+    let options = Options::new().linger(Duration::from_secs(120));
+    let addr = serve(&mut reactor, options, &log, move |_, _| {
         Probe::new("srv", &l)
             .on_connect(|ctx| {
                 // Small kernel buffers, so most of each reply waits in the reactor's queue.

@@ -269,7 +269,8 @@ impl Reactor {
         if self.registry.timers.is_empty() {
             return false;
         }
-        let now = self.registry.clock.instant();
+        // Timers keep `Instant`s (precise to the microsecond, unlike the turn's clock).
+        let now = Instant::now();
         let mut fired = false;
         while let Some((id, timer)) = self.registry.timers.pop_due(now) {
             fired = true;

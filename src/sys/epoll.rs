@@ -47,9 +47,18 @@ impl Epoll {
         events: &mut [Event],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
+        // Rounded up, so a wait never ends before its timeout (without u128 arithmetic:
+        // this runs every turn).
         let timeout_ms = match timeout {
             None => -1,
-            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+            Some(t) if t.is_zero() => 0,
+            Some(t) => {
+                let ms = t
+                    .as_secs()
+                    .saturating_mul(1000)
+                    .saturating_add(u64::from(t.subsec_nanos().div_ceil(1_000_000)));
+                ms.min(i32::MAX as u64) as i32
+            }
         };
         // SAFETY: `events` is a valid writable array of `events.len()` entries.
         let n = unsafe {

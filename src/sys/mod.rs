@@ -1,6 +1,7 @@
 //! Thin, safe wrappers over the system calls that `std` and `socket2` do not expose in the
 //! shape the hot path needs. Every `unsafe` block of the crate lives under this module.
 //!
+//! - [`clock`]: the monotonic clock in milliseconds, read once per turn.
 //! - [`epoll`] (Linux only): the epoll instance behind the default readiness backend.
 //! - [`fd`]: read, vectored send without SIGPIPE, accept4 with the flags we want, datagram
 //!   receive and batched send (`sendmmsg`), peer credentials, and the queries used to
@@ -14,6 +15,7 @@
 //! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under, and CPU
 //!   affinity for a reactor group's threads.
 
+pub(crate) mod clock;
 pub(crate) mod epoll;
 pub(crate) mod errqueue;
 pub(crate) mod eventfd;
