@@ -89,7 +89,16 @@ impl Timers {
     }
 
     /// The earliest live deadline.
+    #[inline]
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        if self.heap.is_empty() {
+            return None;
+        }
+        self.first_live_deadline()
+    }
+
+    /// The earliest deadline of a timer still set, dropping cancelled ones from the heap.
+    fn first_live_deadline(&mut self) -> Option<Instant> {
         while let Some(Reverse((deadline, id))) = self.heap.peek().copied() {
             match self.live.get(&id) {
                 Some(timer) if timer.deadline == deadline => return Some(deadline),

@@ -315,7 +315,14 @@ impl Registry {
 
     /// Whether a shutdown under way is done: no stream, datagram or process handle left, or the
     /// grace time over. Everything still open is killed then.
+    #[inline]
     pub(crate) fn shutdown_done(&mut self) -> bool {
+        // Looked at every turn; a shutdown is rare.
+        self.shutdown_until.is_some() && self.shutdown_finished()
+    }
+
+    #[inline(never)]
+    fn shutdown_finished(&mut self) -> bool {
         let Some(until) = self.shutdown_until else {
             return false;
         };
@@ -364,6 +371,12 @@ impl Registry {
             self.next_sweep.wrapping_sub(now)
         };
         Some(Duration::from_millis(u64::from(left)))
+    }
+
+    /// Whether a deadline sweep is due now (looked at every turn).
+    #[inline]
+    pub(crate) fn sweep_due(&self) -> bool {
+        self.sweep_every.is_some() && reached(self.clock.now(), self.next_sweep)
     }
 
     /// The handles whose deadlines expired, if a sweep is due now (appended to `out`).

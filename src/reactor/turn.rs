@@ -312,6 +312,9 @@ impl Reactor {
     /// Closes the handles whose deadlines expired, when a sweep is due (see
     /// `crate::deadline`).
     fn enforce_deadlines(&mut self) {
+        if !self.registry.sweep_due() {
+            return;
+        }
         let mut expired = std::mem::take(&mut self.expired);
         self.registry.expired_deadlines(&mut expired);
         if expired.is_empty() {
