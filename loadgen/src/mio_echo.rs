@@ -61,16 +61,22 @@ impl Connection {
 /// let mut server = MioEcho::bind("127.0.0.1:0")?;
 /// let addr = server.local_addr()?;
 /// let waker = server.waker();
-/// let client = std::thread::spawn(move || {
+/// let (echoed, got) = std::sync::mpsc::channel();
+/// std::thread::spawn(move || {
 ///     let mut client = std::net::TcpStream::connect(addr).unwrap();
 ///     client.write_all(b"ping").unwrap();
 ///     let mut echo = [0; 4];
 ///     client.read_exact(&mut echo).unwrap();
+///     // Said before the wake, so the woken server sees it.
+///     echoed.send(echo).unwrap();
 ///     waker.wake().unwrap();
-///     echo
 /// });
-/// server.serve_until(|| client.is_finished())?;
-/// assert_eq!(&client.join().unwrap(), b"ping");
+/// let mut echo = None;
+/// server.serve_until(|| {
+///     echo = got.try_recv().ok();
+///     echo.is_some()
+/// })?;
+/// assert_eq!(&echo.unwrap(), b"ping");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct MioEcho {
