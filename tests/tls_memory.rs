@@ -10,7 +10,8 @@
 //!   limit.
 //! - **a peer that never reads**: the handler keeps sending to a peer that reads nothing.
 //!   The queue stops at `max_output` (1 MiB here) with `OutputLimit`; rustls holds at
-//!   most its 64 KiB of records beside it.
+//!   most its 64 KiB of records beside it. The queue's buffer, grown by doubling, may be
+//!   up to twice what it holds (1.08–1.76 MB per connection measured).
 //!
 //! It is a test binary of its own because the allocator counts one thread and the figures
 //! must not include other tests' reactors. `.ci/run` runs it with `--features tls`.
@@ -307,7 +308,9 @@ fn what_a_hostile_tls_peer_makes_the_server_hold_is_bounded_by_the_plain_options
         Options::new().tls(server).max_output(max_output as usize),
         &client,
     );
-    let bound = max_output + rustls_output + 2 * record + session + 160 * KIB;
+    // The queue's buffer grows by doubling, so up to twice what it holds (as the input
+    // buffer above); the bound is max_output's, not the peer's.
+    let bound = 2 * max_output + rustls_output + 2 * record + session + 64 * KIB;
     eprintln!("a peer that never reads: {held} B held per connection (bound {bound})");
     assert!(held <= bound, "{held} > {bound}");
 }
