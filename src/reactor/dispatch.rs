@@ -38,11 +38,22 @@ pub(crate) fn dispatch_taken<R>(
     f: impl FnOnce(&mut dyn Handler, &mut Context<'_>) -> R,
 ) -> Option<R> {
     let result = call(registry, token, &mut *handler, f);
-    if let Some(entry) = registry.entry_mut(token) {
-        // The slot's handler is out (taken by the caller): the `None` replaced needs no drop.
-        std::mem::forget(entry.handler.replace(handler));
-    }
+    put_back(registry, token, handler);
     result
+}
+
+/// A handler back into the slot it was taken from; the slot, if the handle is still there
+/// (slots are freed only by finalization, which never runs during a callback).
+#[inline(always)]
+fn put_back(
+    registry: &mut Registry,
+    token: Token,
+    handler: Box<dyn Handler>,
+) -> Option<&mut crate::handle::Entry> {
+    let entry = registry.entry_mut(token)?;
+    // The slot's handler is out (taken by the caller): the `None` replaced needs no drop.
+    std::mem::forget(entry.handler.replace(handler));
+    Some(entry)
 }
 
 /// `on_sent` after a drain: [`dispatch`], returning the handle's life after the callback
@@ -51,10 +62,7 @@ pub(crate) fn dispatch_taken<R>(
 pub(crate) fn dispatch_sent(registry: &mut Registry, token: Token) -> Option<Life> {
     let mut handler = registry.entry_mut(token)?.handler.take()?;
     call(registry, token, &mut *handler, |h, ctx| h.on_sent(ctx));
-    let entry = registry.entry_mut(token)?;
-    // The slot's handler is out (taken above): the `None` replaced needs no drop.
-    std::mem::forget(entry.handler.replace(handler));
-    Some(entry.life)
+    put_back(registry, token, handler).map(|entry| entry.life)
 }
 
 /// Runs `f` on a handler already out of its slot (finalization, where the slot is gone).

@@ -275,11 +275,8 @@ impl Registry {
 
     /// Marks a handle as having readiness to act on.
     pub(crate) fn schedule(&mut self, token: Token) {
-        if let Some(entry) = self.entry_mut(token) {
-            if !entry.in_ready {
-                entry.in_ready = true;
-                self.ready.push(token);
-            }
+        if let Some(entry) = slot_mut(&mut self.entries, self.id, token) {
+            schedule_entry(&mut self.ready, entry, token);
         }
     }
 
@@ -506,27 +503,24 @@ impl Registry {
     /// Queues a copy of `data` (a stream's bytes, or one datagram).
     #[inline]
     pub(crate) fn send(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
-        // TLS: what rustls takes at once needs no copy into the queue.
-        #[cfg(feature = "tls")]
-        let data = match self.entry(token) {
-            Some(e) if matches!(&e.state, State::Stream(s) if s.extras.tls()) => {
-                let took = self.encrypt_now(token, data);
-                if took > 0 && took == data.len() {
-                    return Ok(());
-                }
-                &data[took..]
-            }
-            _ => data,
-        };
         if self.queue_on_open_stream(token, data) {
             return Ok(());
         }
         self.send_admitted(token, data)
     }
 
-    /// `send` past its common case: bounds, watermarks, datagrams and errors.
+    /// `send` past its common case: TLS, bounds, watermarks, datagrams and errors.
     #[inline(never)]
     fn send_admitted(&mut self, token: Token, data: &[u8]) -> Result<(), Error> {
+        // TLS: what rustls takes at once needs no copy into the queue.
+        #[cfg(feature = "tls")]
+        let data = {
+            let took = self.encrypt_now(token, data);
+            if took > 0 && took == data.len() {
+                return Ok(());
+            }
+            &data[took..]
+        };
         self.admit(token, data.len(), |entry, buffers, now| {
             match &mut entry.state {
                 State::Stream(stream) => {
@@ -540,9 +534,9 @@ impl Registry {
         })
     }
 
-    /// `send`'s common case in one look at the slot: an open stream whose queue stays
-    /// within its bound and does not cross its high watermark. Anything else (an error to
-    /// report, a watermark to announce, a datagram) is left to `admit`: false.
+    /// `send`'s common case in one look at the slot: an open plain stream whose queue stays
+    /// within its bound and does not cross its high watermark. Anything else (TLS, an error
+    /// to report, a watermark to announce, a datagram) is left to `send_admitted`: false.
     #[inline]
     fn queue_on_open_stream(&mut self, token: Token, data: &[u8]) -> bool {
         let Registry {
@@ -562,6 +556,10 @@ impl Registry {
         else {
             return false;
         };
+        #[cfg(feature = "tls")]
+        if stream.extras.tls() {
+            return false;
+        }
         let queued = stream.output.len();
         let after = queued + data.len();
         let options = &entry.options;
@@ -928,6 +926,15 @@ impl Registry {
 
 /// The slot `token` names in `entries` of reactor `id`: for callers that borrow other
 /// registry fields (the selector, the buffer pool) beside it.
+/// [`Registry::schedule`] on a slot already in hand: onto the ready list once.
+#[inline]
+pub(crate) fn schedule_entry(ready: &mut Vec<Token>, entry: &mut Entry, token: Token) {
+    if !entry.in_ready {
+        entry.in_ready = true;
+        ready.push(token);
+    }
+}
+
 pub(crate) fn slot_mut(entries: &mut Slab<Entry>, id: u32, token: Token) -> Option<&mut Entry> {
     if token.reactor() != id {
         return None;

@@ -20,7 +20,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::dispatch::{call, dispatch, dispatch_sent};
-use super::registry::{slot_mut, Deferred};
+use super::registry::{schedule_entry, slot_mut, Deferred};
 use crate::handle::process::ORPHANS_KEY;
 use crate::handle::stream::write_stream_of;
 use crate::handle::{Flushed, Life, State};
@@ -154,8 +154,9 @@ impl Reactor {
     }
 
     fn take_readiness(&mut self, event: Readiness) {
-        let token = Token::from_key(event.key, self.registry.id);
-        let Some(entry) = self.registry.entry_mut(token) else {
+        let registry = &mut self.registry;
+        let token = Token::from_key(event.key, registry.id);
+        let Some(entry) = slot_mut(&mut registry.entries, registry.id, token) else {
             // A handle finalized earlier in this batch: its slot may already be reused.
             return;
         };
@@ -167,11 +168,7 @@ impl Reactor {
         ready.writable |= event.writable;
         ready.read_closed |= event.closed;
         ready.error |= event.error;
-        // `Registry::schedule`, on the slot in hand.
-        if !entry.in_ready {
-            entry.in_ready = true;
-            self.registry.ready.push(token);
-        }
+        schedule_entry(&mut registry.ready, entry, token);
     }
 
     fn drive(&mut self, token: Token) {
