@@ -805,6 +805,18 @@ impl Handler for Rejected {
     }
 }
 
+/// Connects to `url` with a `Rejected` client and runs until it closes; what it saw.
+fn client_outcome(reactor: &mut Reactor, url: String, options: Options) -> Vec<String> {
+    let seen = Seen::default();
+    reactor
+        .connect_with(url, options, Rejected(seen.clone()))
+        .unwrap();
+    run_until(reactor, "the client's close", |_| {
+        entries(&seen).iter().any(|e| e.starts_with("close:"))
+    });
+    entries(&seen)
+}
+
 #[test]
 fn a_tls_url_connects_as_its_host_with_the_cas_of_a_pem_file() {
     let (cert, key) = certificate();
@@ -848,18 +860,11 @@ fn a_tls_url_connects_as_its_host_with_the_cas_of_a_pem_file() {
     );
 
     // The same CA, but a name the certificate is not for: refused by the client.
-    let refused = Seen::default();
-    reactor
-        .connect_with(
-            format!("tls://127.0.0.1:{}", addr.port()),
-            Options::new().tls_client_config(config),
-            Rejected(refused.clone()),
-        )
-        .unwrap();
-    run_until(&mut reactor, "the client's refusal", |_| {
-        entries(&refused).iter().any(|e| e.starts_with("close:"))
-    });
-    let refused = entries(&refused);
+    let refused = client_outcome(
+        &mut reactor,
+        format!("tls://127.0.0.1:{}", addr.port()),
+        Options::new().tls_client_config(config),
+    );
     assert!(
         refused[0].starts_with("tls:") && refused[0].contains("certificate"),
         "{refused:?}"
@@ -877,18 +882,13 @@ fn a_tls_url_without_a_configuration_verifies_the_server_against_the_system_stor
     let (cert, key) = certificate();
     let mut reactor = Reactor::new().unwrap();
     let (addr, _) = serve(&mut reactor, Options::new().tls(server_config(&cert, &key)));
-    let seen = Seen::default();
-    reactor
-        .connect(
-            format!("tls://localhost:{}", addr.port()),
-            Rejected(seen.clone()),
-        )
-        .unwrap();
-    run_until(&mut reactor, "the client's refusal", |_| {
-        entries(&seen).iter().any(|e| e.starts_with("close:"))
-    });
+    // No configuration: the system's trust store.
+    let seen = client_outcome(
+        &mut reactor,
+        format!("tls://localhost:{}", addr.port()),
+        Options::new(),
+    );
     // A self-signed certificate no system CA vouches for: no on_connect, a typed error.
-    let seen = entries(&seen);
     assert!(
         seen[0].starts_with("tls:") && seen[0].contains("UnknownIssuer"),
         "{seen:?}"
