@@ -9,6 +9,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use super::syscall::{result, syscall6};
+
 pub(crate) use libc::epoll_event as Event;
 
 pub(crate) struct Epoll {
@@ -62,24 +64,20 @@ impl Epoll {
             }
         };
         // SAFETY: `events` is a valid writable array of `events.len()` entries; a null
-        // signal mask makes epoll_pwait exactly epoll_wait. Made through syscall(2), like
-        // the hot path's reads and writes (see `sys::fd`): glibc's wrapper is a
-        // cancellation point, ~35 instructions a turn for cancellation nobody uses.
-        let n = unsafe {
-            libc::syscall(
+        // signal mask makes epoll_pwait exactly epoll_wait. Made directly, like the hot
+        // path's reads and writes (see `sys::fd`): glibc's wrapper is a cancellation
+        // point, ~35 instructions a turn for cancellation nobody uses.
+        let ret = unsafe {
+            syscall6(
                 libc::SYS_epoll_pwait,
-                self.fd.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len().min(i32::MAX as usize) as i32,
-                timeout_ms,
-                std::ptr::null::<libc::sigset_t>(),
-                8usize, // the kernel's sigset size (ignored without a mask)
+                self.fd.as_raw_fd() as usize,
+                events.as_mut_ptr() as usize,
+                events.len().min(i32::MAX as usize),
+                timeout_ms as isize as usize,
+                0, // no signal mask
+                8, // the kernel's sigset size (ignored without a mask)
             )
         };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        result(ret)
     }
 }

@@ -5,11 +5,11 @@
 //! pass `MSG_NOSIGNAL`, and without it a write to a reset peer raises SIGPIPE in programs
 //! (or C hosts) that have not ignored the signal.
 //!
-//! On Linux they go straight to the kernel through `syscall(2)`: glibc's `read`, `send`
-//! and `sendmsg` are thread-cancellation points, and their wrappers switch asynchronous
+//! They go straight to the kernel ([`crate::sys::syscall`]): glibc's `read`, `send` and
+//! `sendmsg` are thread-cancellation points, and their wrappers switch asynchronous
 //! cancellation on and off around every call, about 55 instructions per message in
 //! all (issue 19's callgrind profiles). The reactor never cancels threads, so it skips
-//! them; errors come back through `errno` all the same.
+//! them; errors come back as the kernel's `-errno`.
 
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use socket2::SockAddr;
 
+use super::syscall::{result, syscall3, syscall6};
 use crate::handle::datagram_queue::{Message, SEND_DATAGRAMS, SEND_MESSAGES};
 
 /// Reads once into `buf`. Returns `Ok(0)` at end of stream.
@@ -24,16 +25,15 @@ use crate::handle::datagram_queue::{Message, SEND_DATAGRAMS, SEND_MESSAGES};
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid, writable region of `buf.len()` bytes for the whole call and
     // `fd` is a live descriptor borrowed for the call.
-    #[cfg(target_os = "linux")]
-    let n = unsafe { libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
-    // SAFETY: as above.
-    #[cfg(not(target_os = "linux"))]
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    let ret = unsafe {
+        syscall3(
+            libc::SYS_read,
+            fd.as_raw_fd() as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+        )
+    };
+    result(ret)
 }
 
 /// Writes as much of `bufs` as the socket takes, in one `sendmsg(2)` with `MSG_NOSIGNAL`,
@@ -45,23 +45,15 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len() as _;
     // SAFETY: `msg` points at `bufs`, which outlives the call; the kernel only reads them.
-    #[cfg(target_os = "linux")]
-    let n = unsafe {
-        libc::syscall(
+    let ret = unsafe {
+        syscall3(
             libc::SYS_sendmsg,
-            fd.as_raw_fd(),
-            &msg as *const libc::msghdr,
-            libc::MSG_NOSIGNAL,
+            fd.as_raw_fd() as usize,
+            &msg as *const libc::msghdr as usize,
+            libc::MSG_NOSIGNAL as usize,
         )
     };
-    // SAFETY: as above.
-    #[cfg(not(target_os = "linux"))]
-    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    result(ret)
 }
 
 /// Writes as much of `buf` as the socket takes, in one `send(2)` with `MSG_NOSIGNAL` (the
@@ -70,33 +62,18 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call and `fd` is a
     // live descriptor borrowed for the call; no address is passed.
-    #[cfg(target_os = "linux")]
-    let n = unsafe {
-        libc::syscall(
+    let ret = unsafe {
+        syscall6(
             libc::SYS_sendto,
-            fd.as_raw_fd(),
-            buf.as_ptr(),
+            fd.as_raw_fd() as usize,
+            buf.as_ptr() as usize,
             buf.len(),
-            libc::MSG_NOSIGNAL,
-            std::ptr::null::<libc::sockaddr>(),
+            libc::MSG_NOSIGNAL as usize,
+            0,
             0,
         )
     };
-    // SAFETY: as above.
-    #[cfg(not(target_os = "linux"))]
-    let n = unsafe {
-        libc::send(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    result(ret)
 }
 
 /// Accepts one connection, already non-blocking and close-on-exec (one syscall, where

@@ -12,6 +12,7 @@
 //! - [`pidfd`] (Linux 5.3+): watching and signalling a child process by descriptor.
 //! - [`poll`]: poll(2), for the level-triggered backend.
 //! - [`rights`]: passing descriptors over Unix sockets (`SCM_RIGHTS`).
+//! - [`syscall`]: the hot path's system calls, trapped inline on x86_64 and aarch64.
 //! - [`sched`] (Linux only): the `SCHED_BATCH` policy pump threads run under, and CPU
 //!   affinity for a reactor group's threads.
 
@@ -25,3 +26,4 @@ pub(crate) mod poll;
 pub(crate) mod rights;
 pub(crate) mod sched;
 pub(crate) mod signal;
+pub(crate) mod syscall;
