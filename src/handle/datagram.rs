@@ -23,6 +23,7 @@ use super::datagram_queue::{Message, SEND_MESSAGES};
 use super::{Entry, Flushed, Life, State, Transport};
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::Registry;
+use crate::selector::Ready;
 use crate::sys;
 use crate::sys::fd::SendFailure;
 use crate::{Address, Error, Reactor, Token, Undeliverable};
@@ -46,13 +47,13 @@ impl Reactor {
             return;
         }
         let ready = entry.ready;
-        if ready.error {
-            entry.ready.error = false;
+        if ready.error() {
+            entry.ready.remove(Ready::ERROR);
             for error in self.take_datagram_errors(token) {
                 self.registry.report(token, error);
             }
         }
-        if ready.writable {
+        if ready.writable() {
             self.flush(token);
         }
         let Some(entry) = self.registry.entry(token) else {
@@ -61,14 +62,15 @@ impl Reactor {
         let State::Datagram(datagram) = &entry.state else {
             return;
         };
-        if entry.wants_read() && ready.readable {
+        if entry.wants_read() && ready.readable() {
             if entry.options.manual_read {
                 dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
             } else if !datagram.held.is_empty() {
                 self.deliver_held_datagrams(token);
                 // Then read what has arrived meanwhile, if anything is recorded.
                 let drained_held = self.registry.entry(token).is_some_and(|e| {
-                    e.ready.readable && matches!(&e.state, State::Datagram(d) if d.held.is_empty())
+                    e.ready.readable()
+                        && matches!(&e.state, State::Datagram(d) if d.held.is_empty())
                 });
                 if drained_held {
                     self.registry.schedule(token);
@@ -100,7 +102,7 @@ impl Reactor {
         match sys::fd::recv_datagrams(fd.as_fd(), &mut self.read_buf[..area], slot, &mut received) {
             Ok(()) => {
                 if received.len() < DATAGRAMS_PER_VISIT {
-                    entry.ready.readable = false;
+                    entry.ready.remove(Ready::READABLE);
                 } else {
                     self.registry.schedule(token);
                 }
@@ -131,7 +133,7 @@ impl Reactor {
                     });
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.ready.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.ready.remove(Ready::READABLE),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.registry.schedule(token),
             Err(e) => {
                 // ECONNREFUSED and the like concern an earlier datagram: report, go on.
@@ -247,7 +249,7 @@ impl Registry {
                     }
                 }
                 Err(failure) if failure.error.kind() == io::ErrorKind::WouldBlock => {
-                    ready.writable = false;
+                    ready.remove(Ready::WRITABLE);
                     return Flushed::Partial;
                 }
                 Err(failure) if failure.error.kind() == io::ErrorKind::Interrupted => {}

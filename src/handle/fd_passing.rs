@@ -25,6 +25,7 @@ use super::stream::write_once;
 use super::{Flushed, State};
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::{slot_mut, Registry};
+use crate::selector::Ready;
 use crate::sys;
 use crate::{Error, Reactor, Token, Transport};
 
@@ -158,7 +159,7 @@ impl Registry {
             };
             match result {
                 Ok(0) => {
-                    entry.ready.writable = false;
+                    entry.ready.remove(Ready::WRITABLE);
                     return Flushed::Partial;
                 }
                 Ok(written) => {
@@ -176,12 +177,12 @@ impl Registry {
                         return Flushed::Drained;
                     }
                     if written < offered {
-                        entry.ready.writable = false;
+                        entry.ready.remove(Ready::WRITABLE);
                         return Flushed::Partial;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    entry.ready.writable = false;
+                    entry.ready.remove(Ready::WRITABLE);
                     return Flushed::Partial;
                 }
                 Err(e) => return Flushed::Failed(e),

@@ -18,6 +18,7 @@ use super::slot::Seat;
 use super::{Entry, Kind, Shape, State, Transport};
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::Registry;
+use crate::selector::Ready;
 use crate::sys;
 use crate::timer::TimerPurpose;
 use crate::{Address, CloseReason, Credentials, Error, Incoming, Options, Reactor, Token};
@@ -45,7 +46,7 @@ impl Reactor {
         let Some(entry) = self.registry.entry(token) else {
             return;
         };
-        if !entry.wants_read() || !entry.ready.readable {
+        if !entry.wants_read() || !entry.ready.readable() {
             return;
         }
         if entry.options.manual_accept {
@@ -62,7 +63,7 @@ impl Reactor {
             match sys::fd::accept(fd.as_fd()) {
                 Ok((conn, peer)) => self.admit(token, conn, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    entry.ready.readable = false;
+                    entry.ready.remove(Ready::READABLE);
                     return;
                 }
                 Err(e) if is_exhaustion(&e) => {
@@ -73,7 +74,7 @@ impl Reactor {
                     log::debug!("{token}: accept: {e} (skipped)");
                 }
                 Err(e) => {
-                    entry.ready.readable = false;
+                    entry.ready.remove(Ready::READABLE);
                     self.registry.report(token, Error::Io(e));
                     return;
                 }

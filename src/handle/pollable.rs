@@ -27,7 +27,7 @@ impl Reactor {
         let Some(entry) = self.registry.entry(token) else {
             return;
         };
-        if entry.wants_read() && (entry.ready.readable || entry.ready.read_closed) {
+        if entry.wants_read() && (entry.ready.readable() || entry.ready.read_closed()) {
             dispatch(&mut self.registry, token, |h, ctx| h.on_readable(ctx));
         }
     }

@@ -25,7 +25,7 @@ use super::{Entry, Kind, Life, Shape, State, Transport};
 use crate::context::ChildLink;
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::{Deferred, Registry};
-use crate::selector::{Interest, Selector, Trigger};
+use crate::selector::{Interest, Ready, Selector, Trigger};
 use crate::sys;
 use crate::{
     Address, ChildHandles, ChildStdio, CloseReason, Context, Error, Handler, Incoming, Options,
@@ -281,10 +281,10 @@ impl Reactor {
         let Some(entry) = self.registry.entry_mut(token) else {
             return;
         };
-        if entry.life == Life::Dying || !entry.ready.readable {
+        if entry.life == Life::Dying || !entry.ready.readable() {
             return;
         }
-        entry.ready.readable = false;
+        entry.ready.remove(Ready::READABLE);
         let State::Process(slot) = &mut entry.state else {
             return;
         };

@@ -24,7 +24,7 @@ use super::{Entry, Kind, Life, Shape, State, Transport};
 use crate::pump::{bind_sockets, reply_fd, Pump};
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::Registry;
-use crate::selector::Trigger;
+use crate::selector::{Ready, Trigger};
 use crate::{Endpoint, Error, Handler, Options, Packet, PumpOptions, PumpStats, Reactor, Token};
 
 /// Batches taken from each pump per turn.
@@ -120,8 +120,8 @@ impl Reactor {
             return;
         }
         let ready = entry.ready;
-        if ready.error {
-            entry.ready.error = false;
+        if ready.error() {
+            entry.ready.remove(Ready::ERROR);
             for error in self.take_datagram_errors(token) {
                 let Error::Io(e) = error else { continue };
                 let packet = Packet::failed(e.raw_os_error().unwrap_or(0));
@@ -133,7 +133,7 @@ impl Reactor {
                 });
             }
         }
-        if ready.writable {
+        if ready.writable() {
             self.flush(token);
         }
     }

@@ -23,7 +23,7 @@ use super::{Kind, Shape, Transport};
 use crate::deadline::{expired, millis};
 use crate::framing::Decoder;
 use crate::pump::Pump;
-use crate::selector::{Interest, Trigger};
+use crate::selector::{Interest, Ready, Trigger};
 use crate::{CloseReason, Deadline, Handler, Options, TimerId};
 
 /// Where a handle is in its life.
@@ -42,17 +42,6 @@ pub(crate) enum Life {
     },
     /// Finalization is queued; the handle takes no more operations or events.
     Dying,
-}
-
-/// Readiness the reactor knows of. Under edge triggering a flag stays set until a read or
-/// write shows otherwise; under level triggering it is cleared after each turn.
-#[derive(Copy, Clone, Debug, Default)]
-pub(crate) struct Ready {
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-    /// The peer closed its sending side (RDHUP/HUP): read on to the end of stream.
-    pub(crate) read_closed: bool,
-    pub(crate) error: bool,
 }
 
 /// What only one kind of handle uses.
@@ -136,6 +125,11 @@ impl Extras {
         } else {
             self.0 &= !bit;
         }
+    }
+
+    /// A plain stream: no descriptor waits, no TLS.
+    pub(crate) fn none(self) -> bool {
+        self.0 == 0
     }
 
     pub(crate) fn attached(self) -> bool {
@@ -327,10 +321,11 @@ impl Entry {
             timers: Vec::new(),
             state,
             life: Life::Open,
-            ready: Ready {
-                // A connected stream is writable until a write says otherwise.
-                writable: connected,
-                ..Ready::default()
+            // A connected stream is writable until a write says otherwise.
+            ready: if connected {
+                Ready::WRITABLE
+            } else {
+                Ready::default()
             },
             trigger: if manual {
                 Trigger::Level
@@ -388,14 +383,17 @@ impl Entry {
         let State::Stream(stream) = &self.state else {
             return false;
         };
-        ready.readable
-            && !ready.error
+        // `wants_read` for a connected stream.
+        let wants_read =
+            self.life == Life::Open && self.readable_end && !self.paused && !stream.above_high;
+        ready.readable()
+            && !ready.error()
             && stream.connected
+            && wants_read
             && stream.input.is_empty()
             && !stream.watch_writable
-            && !(ready.writable && self.has_output())
+            && !(ready.writable() && (!stream.output.is_empty() || stream.extras.tls_pending()))
             && !self.options.manual_read
-            && self.wants_read()
     }
 
     /// Whether the reactor should read (or report readability) now.

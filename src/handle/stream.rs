@@ -27,14 +27,15 @@ use std::rc::Rc;
 
 use socket2::SockRef;
 
+use super::fd_passing::PassedFds;
 use super::output::MAX_IOVECS;
 use super::{Flushed, Life, State};
 use crate::framing::{Frame, FrameError, Framing};
 use crate::reactor::dispatch::{dispatch, dispatch_taken};
 use crate::reactor::registry::{slot_mut, Deferred, Registry};
-use crate::selector::Trigger;
+use crate::selector::{Ready, Trigger};
 use crate::sys;
-use crate::{CloseReason, Error, Reactor, Token};
+use crate::{CloseReason, Context, Error, Handler, Reactor, Token};
 
 /// Reads that throw input away per visit during a graceful close.
 const DISCARDS_PER_VISIT: usize = 8;
@@ -161,18 +162,22 @@ impl Reactor {
             return;
         }
         if !entry.connected() {
-            if !(ready.writable || ready.error || ready.read_closed) || !self.finish_connect(token)
+            if !(ready.writable() || ready.error() || ready.read_closed())
+                || !self.finish_connect(token)
             {
                 return;
             }
-        } else if ready.error && entry.transport.is_socket() {
-            entry.ready.error = false;
+        } else if ready.error() && entry.transport.is_socket() {
+            entry.ready.remove(Ready::ERROR);
             let error = entry.fd.as_ref().map(|fd| SockRef::from(fd).take_error());
             if let Some(Ok(Some(e)) | Err(e)) = error {
                 self.registry.fail(token, Error::Io(e));
                 return;
             }
-        } else if (ready.error || ready.read_closed) && !entry.readable_end && !entry.has_output() {
+        } else if (ready.error() || ready.read_closed())
+            && !entry.readable_end
+            && !entry.has_output()
+        {
             // A write-only pipe whose reader has gone (with output queued, the write that
             // follows fails with EPIPE instead, and that is reported).
             self.registry.close_with(token, CloseReason::PeerClosed);
@@ -180,7 +185,7 @@ impl Reactor {
         }
         // Writable edges come with most reads (ACKs free send-buffer space): only a queue
         // that waits needs the flush.
-        if ready.writable && self.registry.entry(token).is_some_and(|e| e.has_output()) {
+        if ready.writable() && self.registry.entry(token).is_some_and(|e| e.has_output()) {
             self.flush(token);
         }
         let Some(entry) = self.registry.entry_mut(token) else {
@@ -188,7 +193,7 @@ impl Reactor {
         };
         let live = entry.is_live();
         if let State::Stream(stream) = &mut entry.state {
-            if stream.watch_writable && ready.writable && live {
+            if stream.watch_writable && ready.writable() && live {
                 stream.watch_writable = false;
                 self.registry.update_interest(token);
                 dispatch(&mut self.registry, token, |h, ctx| h.on_writable(ctx));
@@ -197,7 +202,7 @@ impl Reactor {
         let Some(entry) = self.registry.entry(token) else {
             return;
         };
-        let readable = ready.readable || ready.read_closed;
+        let readable = ready.readable() || ready.read_closed();
         if entry.discards_input() && readable {
             self.discard_input(token);
         } else if entry.wants_read() && entry.options.manual_read {
@@ -231,7 +236,7 @@ impl Reactor {
                     stream.connected = true;
                     stream.active_at = now;
                 }
-                entry.ready.error = false;
+                entry.ready.remove(Ready::ERROR);
                 // Closed before the connect completed: flush and close, but no on_connect.
                 let open = entry.life == Life::Open;
                 // Over TLS, on_connect waits for the handshake, whose first message can go now.
@@ -258,31 +263,39 @@ impl Reactor {
     /// rounds per turn).
     pub(crate) fn read_stream(&mut self, token: Token) {
         let now = self.registry.clock.now();
-        let Some(entry) = self.registry.entry_mut(token) else {
+        let Some(entry) = slot_mut(&mut self.registry.entries, self.registry.id, token) else {
             return;
         };
-        #[cfg(feature = "tls")]
-        if matches!(&entry.state, State::Stream(s) if s.extras.tls()) {
-            return self.read_tls(token);
-        }
-        let read_size = entry.options.read_size;
-        if self.read_buf.len() < read_size {
-            self.read_buf.resize(read_size, 0);
-        }
-        let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
-            return;
-        };
-        let read = if entry.options.receive_fds {
-            // Descriptors that come wait in `self.passed` until the bytes are delivered.
-            self.passed
-                .recv(fd.as_fd(), &mut self.read_buf[..read_size])
-        } else {
-            sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size])
-        };
+        let read = read_entry(entry, &mut self.read_buf, &mut self.passed, now);
+        self.finish_read(token, read);
+    }
+
+    /// The rest of a visit after [`read_entry`] (which had the slot in hand): the bytes go
+    /// to the handler, the end of stream closes, an error fails the handle.
+    pub(crate) fn finish_read(&mut self, token: Token, read: Read) {
         match read {
-            Ok(0) => {
-                entry.ready.readable = false;
-                entry.ready.read_closed = false;
+            Read::Direct {
+                n,
+                drained,
+                handler,
+            } => {
+                // Unframed, nothing buffered: the bytes go as they came, and the reply is
+                // written in the same dispatch (`write_reply`).
+                let data = &self.read_buf[..n];
+                dispatch_taken(&mut self.registry, token, handler, |h, ctx| {
+                    h.on_read(ctx, data);
+                    write_reply(h, ctx);
+                });
+                self.after_read(token, drained);
+            }
+            Read::Deliver { n, drained, fds } => {
+                if fds {
+                    self.deliver_fds(token);
+                }
+                self.deliver_read(token, n);
+                self.after_read(token, drained);
+            }
+            Read::End => {
                 self.deliver_eof(token);
                 if let Some(State::Stream(stream)) =
                     self.registry.entry_mut(token).map(|e| &mut e.state)
@@ -291,48 +304,29 @@ impl Reactor {
                 }
                 self.registry.close_with(token, CloseReason::PeerClosed);
             }
-            Ok(n) => {
-                stream.active_at = now;
-                // With edge triggering a short read means the socket is empty now; if a FIN
-                // came with the data, read on to see the end of stream.
-                let drained = n < read_size
-                    && (entry.trigger == Trigger::Level
-                        || (stream.short_read_drains && !entry.ready.read_closed));
-                if drained {
-                    entry.ready.readable = false;
-                }
-                if entry.options.receive_fds {
-                    self.deliver_fds(token);
-                    self.deliver_read(token, n);
-                } else if stream.decoder.is_none() && stream.input.is_empty() {
-                    // Unframed, nothing buffered: the bytes go as they came (as in
-                    // `deliver_read`, without looking the slot up again).
-                    if let Some(handler) = entry.handler.take() {
-                        let data = &self.read_buf[..n];
-                        dispatch_taken(&mut self.registry, token, handler, |h, ctx| {
-                            h.on_read(ctx, data)
-                        });
-                    }
-                } else {
-                    self.deliver_read(token, n);
-                }
-                // A queue that has grown past EARLY_FLUSH (the registry noticed it as it
-                // took the bytes) is written now, while the data is still in the cache.
-                if std::mem::take(&mut self.registry.early_flush)
-                    && self
-                        .registry
-                        .entry(token)
-                        .is_some_and(|e| e.buflen() >= EARLY_FLUSH)
-                {
-                    self.flush(token);
-                }
-                if !drained {
-                    self.registry.schedule(token);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.ready.readable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.registry.schedule(token),
-            Err(e) => self.registry.fail(token, Error::Io(e)),
+            #[cfg(feature = "tls")]
+            Read::Tls => self.read_tls(token),
+            Read::Nothing => {}
+            Read::Interrupted => self.registry.schedule(token),
+            Read::Failed(e) => self.registry.fail(token, Error::Io(e)),
+        }
+    }
+
+    /// After a read's bytes were delivered: a big queue is written now, and a handle with
+    /// more to read goes to the back of the ready list.
+    fn after_read(&mut self, token: Token, drained: bool) {
+        // A queue that has grown past EARLY_FLUSH (the registry noticed it as it took the
+        // bytes) is written now, while the data is still in the cache.
+        if std::mem::take(&mut self.registry.early_flush)
+            && self
+                .registry
+                .entry(token)
+                .is_some_and(|e| e.buflen() >= EARLY_FLUSH)
+        {
+            self.flush(token);
+        }
+        if !drained {
+            self.registry.schedule(token);
         }
     }
 
@@ -357,7 +351,7 @@ impl Reactor {
             match sys::fd::read(fd.as_fd(), &mut self.read_buf[..read_size]) {
                 Ok(0) => {
                     stream.eof = true;
-                    entry.ready.readable = false;
+                    entry.ready.remove(Ready::READABLE);
                     if let Life::Lingering { reason } = entry.life {
                         self.registry.kill(token, reason);
                     }
@@ -380,7 +374,7 @@ impl Reactor {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    entry.ready.readable = false;
+                    entry.ready.remove(Ready::READABLE);
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -697,6 +691,139 @@ impl Registry {
     }
 }
 
+/// What one read of a stream came to ([`read_entry`]), for [`Reactor::finish_read`].
+pub(crate) enum Read {
+    /// Unframed bytes in the reactor's read buffer, for the handler (taken out of the slot).
+    Direct {
+        n: usize,
+        /// The socket is empty now (a short read).
+        drained: bool,
+        handler: Box<dyn Handler>,
+    },
+    /// Bytes for `deliver_read`: a decoder cuts them, or input is buffered, or descriptors
+    /// came with them (`fds`), or the handler is away.
+    Deliver {
+        n: usize,
+        drained: bool,
+        fds: bool,
+    },
+    /// The peer's end of stream.
+    End,
+    /// A TLS stream: its session reads.
+    #[cfg(feature = "tls")]
+    Tls,
+    /// Nothing to read (`EAGAIN`), or nothing that can be read.
+    Nothing,
+    /// `EINTR`: try again in the next round.
+    Interrupted,
+    Failed(io::Error),
+}
+
+/// Reads once from the stream in `entry` into `read_buf` (with descriptors into `passed`
+/// under [`Options::receive_fds`](crate::Options::receive_fds)), on the slot in hand: the
+/// turn calls it straight from a readiness event, without a second look at the slot.
+#[inline(always)]
+pub(crate) fn read_entry(
+    entry: &mut super::Entry,
+    read_buf: &mut Vec<u8>,
+    passed: &mut PassedFds,
+    now: u32,
+) -> Read {
+    #[cfg(feature = "tls")]
+    if matches!(&entry.state, State::Stream(s) if s.extras.tls()) {
+        return Read::Tls;
+    }
+    let read_size = entry.options.read_size;
+    if read_buf.len() < read_size {
+        read_buf.resize(read_size, 0);
+    }
+    let (Some(fd), State::Stream(stream)) = (entry.fd.as_ref(), &mut entry.state) else {
+        return Read::Nothing;
+    };
+    let fds = entry.options.receive_fds;
+    let read = if fds {
+        // Descriptors that come wait in `passed` until the bytes are delivered.
+        passed.recv(fd.as_fd(), &mut read_buf[..read_size])
+    } else {
+        sys::fd::read(fd.as_fd(), &mut read_buf[..read_size])
+    };
+    match read {
+        Ok(0) => {
+            entry.ready.remove(Ready::READABLE);
+            entry.ready.remove(Ready::READ_CLOSED);
+            Read::End
+        }
+        Ok(n) => {
+            stream.active_at = now;
+            // With edge triggering a short read means the socket is empty now; if a FIN came
+            // with the data, read on to see the end of stream.
+            let drained = n < read_size
+                && (entry.trigger == Trigger::Level
+                    || (stream.short_read_drains && !entry.ready.read_closed()));
+            if drained {
+                entry.ready.remove(Ready::READABLE);
+            }
+            if !fds && stream.decoder.is_none() && stream.input.is_empty() {
+                if let Some(handler) = entry.handler.take() {
+                    return Read::Direct {
+                        n,
+                        drained,
+                        handler,
+                    };
+                }
+            }
+            Read::Deliver { n, drained, fds }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            entry.ready.remove(Ready::READABLE);
+            Read::Nothing
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Read::Interrupted,
+        Err(e) => Read::Failed(e),
+    }
+}
+
+/// The reply path: right after `on_read`, in the same dispatch (the handler is still out
+/// of its slot), the handle's own output is written and a drain calls `on_sent` there. It
+/// is the one write the end-of-turn flush would make, without the flush's second look at
+/// the slot and second dispatch. Taken only in the plain case: the handle's queue was the
+/// last one the callback made dirty (the dirty list's last entry), and it is an open,
+/// connected, edge-triggered, writable plain stream (no TLS, no descriptors waiting) under
+/// its high watermark. Anything else waits for the flush, as do sends to other handles.
+#[inline]
+pub(crate) fn write_reply(handler: &mut dyn Handler, ctx: &mut Context<'_>) {
+    let token = ctx.token();
+    let registry = ctx.registry_mut();
+    if registry.dirty.last() != Some(&token) {
+        return;
+    }
+    let keep = registry.keeps_drained_buffers();
+    let Registry {
+        entries,
+        buffers,
+        clock,
+        id,
+        dirty,
+        ..
+    } = registry;
+    let Some(entry) = slot_mut(entries, *id, token) else {
+        return;
+    };
+    let plain = matches!(&entry.state,
+        State::Stream(s) if s.connected && !s.above_high && s.extras.none());
+    let open = entry.life == Life::Open && entry.fd.is_some();
+    if !(plain && open && entry.ready.writable() && entry.trigger == Trigger::Edge) {
+        return;
+    }
+    dirty.pop();
+    entry.in_dirty = false;
+    match write_stream_of(entry, buffers, clock.now(), keep) {
+        Flushed::Drained => handler.on_sent(ctx),
+        Flushed::Idle | Flushed::Partial => {}
+        Flushed::Failed(e) => ctx.registry_mut().fail(token, e.into()),
+    }
+}
+
 /// [`Registry::write_stream`] on a slot already looked up (the flush has it); `now` is the
 /// turn's clock reading and `keep` whether a drained queue keeps its buffer.
 #[inline]
@@ -714,12 +841,7 @@ pub(crate) fn write_stream_of(
         let result = match stream.output.contiguous() {
             // The common case (copied sends only) needs no iovec array to fill.
             Some(all) => write_one(fd.as_fd(), all, socket).map(|written| (written, all.len())),
-            None => {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let n = stream.output.io_slices(&mut slices);
-                let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
-                write_once(fd.as_fd(), &slices[..n], socket).map(|w| (w, offered))
-            }
+            None => write_vectored(fd.as_fd(), &stream.output, socket),
         };
         match result {
             Ok((written, offered)) => {
@@ -732,17 +854,32 @@ pub(crate) fn write_stream_of(
                     return Flushed::Drained;
                 }
                 if written < offered {
-                    entry.ready.writable = false;
+                    entry.ready.remove(Ready::WRITABLE);
                     return Flushed::Partial;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                entry.ready.writable = false;
+                entry.ready.remove(Ready::WRITABLE);
                 return Flushed::Partial;
             }
             Err(e) => return Flushed::Failed(e),
         }
     }
+}
+
+/// [`write_once`] of the oldest [`MAX_IOVECS`] buffers of `output`; returns what was
+/// written and what was offered. Out of line: its iovec array would make every caller's
+/// stack frame a kilobyte bigger, the common one-buffer write's included.
+#[inline(never)]
+fn write_vectored(
+    fd: std::os::fd::BorrowedFd<'_>,
+    output: &super::output::OutputQueue,
+    socket: bool,
+) -> io::Result<(usize, usize)> {
+    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+    let n = output.io_slices(&mut slices);
+    let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
+    write_once(fd, &slices[..n], socket).map(|w| (w, offered))
 }
 
 /// [`write_once`] of one buffer: `send(2)` on a socket, no iovec.

@@ -24,6 +24,7 @@ use super::output::MAX_IOVECS;
 use super::{Flushed, Life, State};
 use crate::reactor::dispatch::dispatch;
 use crate::reactor::registry::{slot_mut, Registry};
+use crate::selector::Ready;
 use crate::sys;
 use crate::timer::TimerPurpose;
 use crate::{CloseReason, Deadline, Error, Reactor, Token};
@@ -204,7 +205,7 @@ impl Registry {
                     Ok(_) => wrote = true,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        entry.ready.writable = false;
+                        entry.ready.remove(Ready::WRITABLE);
                         stream.extras.set_tls_pending(true);
                         return Flushed::Partial;
                     }
@@ -326,7 +327,7 @@ impl Reactor {
         let n = match sys::fd::read(fd.as_fd(), &mut self.tls_raw[..size]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                entry.ready.readable = false;
+                entry.ready.remove(Ready::READABLE);
                 return;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
@@ -355,7 +356,7 @@ impl Reactor {
         } else if n == size {
             self.registry.schedule(token); // more may wait
         } else if let Some(entry) = self.registry.entry_mut(token) {
-            entry.ready.readable = false;
+            entry.ready.remove(Ready::READABLE);
         }
     }
 
@@ -471,8 +472,8 @@ impl Reactor {
             if entry.life != Life::Open {
                 return;
             }
-            entry.ready.readable = false;
-            entry.ready.read_closed = false;
+            entry.ready.remove(Ready::READABLE);
+            entry.ready.remove(Ready::READ_CLOSED);
         }
         self.deliver_eof(token);
         self.registry.close_with(token, CloseReason::PeerClosed);

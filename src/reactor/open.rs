@@ -15,6 +15,7 @@ use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use super::registry::{Deferred, Registry};
 use crate::handle::{Entry, Kind, Shape, State, Transport};
+use crate::selector::Ready;
 use crate::sys;
 use crate::{CloseReason, Endpoint, Error, Handler, Options, Token};
 
@@ -188,7 +189,7 @@ impl Registry {
                 if let State::Stream(stream) = &mut entry.state {
                     stream.connected = false;
                 }
-                entry.ready.writable = false;
+                entry.ready.remove(Ready::WRITABLE);
             }
             self.update_interest(token);
         } else if stream_socket {

@@ -654,9 +654,9 @@ impl Registry {
         // buffer: the visit that delivers it is a read (which then finds the socket empty).
         #[cfg(feature = "tls")]
         if !paused && matches!(&entry.state, State::Stream(s) if s.extras.tls()) {
-            entry.ready.readable = true;
+            entry.ready.insert(crate::selector::Ready::READABLE);
         }
-        let resume = !paused && (entry.ready.readable || entry.ready.read_closed || waiting);
+        let resume = !paused && (entry.ready.readable() || entry.ready.read_closed() || waiting);
         self.update_interest(token);
         if resume {
             // Edge triggering will not report readiness it already reported.

@@ -3,14 +3,17 @@
 //! 1. deliver what earlier calls queued (errors, closes, finalization);
 //! 2. wait for readiness, no longer than the next timer (not at all if work is pending),
 //!    after arming the waker and looking at other threads' channels;
-//! 3. take the readiness into each handle's slot, drain what other threads handed over;
-//! 4. rounds over the ready list: each ready handle is driven once per round by its kind's
-//!    file (a stream reads once, a listener accepts a batch, a datagram handle takes one
-//!    `recvmmsg`), and a handle with more to do goes to the back; at most
-//!    [`ROUNDS_PER_TURN`] rounds, so one busy peer cannot starve the rest;
+//! 3. take the readiness into each handle's slot; this is the first round: a stream whose
+//!    visit is only a read reads at once, on the slot in hand (`read_entry`), and its
+//!    handler's reply is written in the same dispatch (`write_reply`); the rest goes on
+//!    the ready list. Then drain what other threads handed over;
+//! 4. the other rounds over the ready list: each ready handle is driven once per round by
+//!    its kind's file (a stream reads once, a listener accepts a batch, a datagram handle
+//!    takes one `recvmmsg`), and a handle with more to do goes to the back; at most
+//!    [`ROUNDS_PER_TURN`] rounds in all, so one busy peer cannot starve the rest;
 //! 5. fire due timers;
-//! 6. flush every handle whose output grew: one vectored write (or `sendmmsg`) each, then
-//!    `on_sent` on a drain;
+//! 6. flush every handle whose output grew and was not written as a reply: one vectored
+//!    write (or `sendmmsg`) each, then `on_sent` on a drain;
 //! 7. resume a panic caught under [`PanicPolicy::Propagate`](crate::PanicPolicy).
 //!
 //! Deferred work is delivered after every callback that may have queued it, never during
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::dispatch::{call, dispatch, dispatch_sent};
 use super::registry::{schedule_entry, slot_mut, Deferred};
 use crate::handle::process::ORPHANS_KEY;
-use crate::handle::stream::write_stream_of;
+use crate::handle::stream::{read_entry, write_stream_of};
 use crate::handle::{Flushed, Life, State};
 use crate::pump::Pump;
 use crate::selector::{Readiness, Trigger};
@@ -77,7 +80,8 @@ impl Reactor {
         // or a batch of accepts), and handles with more to do go to the back. Round-robin
         // keeps a busy peer from starving the others; the bound keeps the loop from
         // starving timers and the wait.
-        for _ in 0..ROUNDS_PER_TURN {
+        // The event loop above was the first round.
+        for _ in 1..ROUNDS_PER_TURN {
             if self.registry.ready.is_empty() {
                 break;
             }
@@ -163,11 +167,17 @@ impl Reactor {
         if entry.life == Life::Dying {
             return;
         }
-        let ready = &mut entry.ready;
-        ready.readable |= event.readable;
-        ready.writable |= event.writable;
-        ready.read_closed |= event.closed;
-        ready.error |= event.error;
+        entry.ready.insert(event.ready);
+        // The event loop is the turn's first round: a stream whose visit is only a read
+        // (and that is not on the ready list already) reads now, on the slot in hand.
+        // Level-triggered handles and everything else go to the rounds.
+        if !entry.in_ready && entry.trigger == Trigger::Edge && entry.only_reads() {
+            let now = registry.clock.now();
+            let read = read_entry(entry, &mut self.read_buf, &mut self.passed, now);
+            self.finish_read(token, read);
+            self.process_deferred();
+            return;
+        }
         schedule_entry(&mut registry.ready, entry, token);
     }
 
@@ -206,7 +216,7 @@ impl Reactor {
             return;
         };
         entry.in_dirty = false;
-        let writable = entry.ready.writable || entry.trigger == Trigger::Level;
+        let writable = entry.ready.writable() || entry.trigger == Trigger::Level;
         let open = matches!(entry.life, Life::Open | Life::Closing { .. });
         if !entry.has_output() || !writable || !open || !entry.connected() || entry.fd.is_none() {
             return;

@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::{Interest, Readiness, Selector, Trigger};
+use super::{Interest, Readiness, Ready, Selector, Trigger};
 use crate::sys::epoll::{Epoll, Event};
 
 const EVENTS_PER_WAIT: usize = 1024;
@@ -74,10 +74,15 @@ impl Selector for EpollSelector {
             let bits = event.events;
             Readiness {
                 key: event.u64,
-                readable: bits & (libc::EPOLLIN as u32 | libc::EPOLLPRI as u32) != 0,
-                writable: bits & libc::EPOLLOUT as u32 != 0,
-                closed: bits & (libc::EPOLLHUP as u32 | libc::EPOLLRDHUP as u32) != 0,
-                error: bits & libc::EPOLLERR as u32 != 0,
+                ready: Ready::when(
+                    bits & (libc::EPOLLIN as u32 | libc::EPOLLPRI as u32) != 0,
+                    Ready::READABLE,
+                ) | Ready::when(bits & libc::EPOLLOUT as u32 != 0, Ready::WRITABLE)
+                    | Ready::when(
+                        bits & (libc::EPOLLHUP as u32 | libc::EPOLLRDHUP as u32) != 0,
+                        Ready::READ_CLOSED,
+                    )
+                    | Ready::when(bits & libc::EPOLLERR as u32 != 0, Ready::ERROR),
             }
         }));
         Ok(())

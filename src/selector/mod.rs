@@ -93,10 +93,59 @@ pub(crate) enum Trigger {
 #[derive(Copy, Clone, Debug, Default)]
 pub(crate) struct Readiness {
     pub(crate) key: u64,
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-    pub(crate) closed: bool,
-    pub(crate) error: bool,
+    pub(crate) ready: Ready,
+}
+
+/// Readiness as a set of flags: what an event reports, and what a slot knows of (under
+/// edge triggering a flag stays set until a read or write shows otherwise; under level
+/// triggering it is cleared after each turn). One byte, so that taking an event into a
+/// slot is one `or`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ready(u8);
+
+impl Ready {
+    pub(crate) const READABLE: Ready = Ready(1);
+    pub(crate) const WRITABLE: Ready = Ready(2);
+    /// The peer closed its sending side (RDHUP/HUP): read on to the end of stream.
+    pub(crate) const READ_CLOSED: Ready = Ready(4);
+    pub(crate) const ERROR: Ready = Ready(8);
+
+    /// `flag` if `on`, else nothing.
+    pub(crate) fn when(on: bool, flag: Ready) -> Ready {
+        Ready(flag.0 * u8::from(on))
+    }
+
+    pub(crate) fn insert(&mut self, flags: Ready) {
+        self.0 |= flags.0;
+    }
+
+    pub(crate) fn remove(&mut self, flags: Ready) {
+        self.0 &= !flags.0;
+    }
+
+    pub(crate) fn readable(self) -> bool {
+        self.0 & Ready::READABLE.0 != 0
+    }
+
+    pub(crate) fn writable(self) -> bool {
+        self.0 & Ready::WRITABLE.0 != 0
+    }
+
+    pub(crate) fn read_closed(self) -> bool {
+        self.0 & Ready::READ_CLOSED.0 != 0
+    }
+
+    pub(crate) fn error(self) -> bool {
+        self.0 & Ready::ERROR.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Ready {
+    type Output = Ready;
+
+    fn bitor(self, other: Ready) -> Ready {
+        Ready(self.0 | other.0)
+    }
 }
 
 /// A readiness notification mechanism.

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use super::{Interest, Readiness, Selector, Trigger};
+use super::{Interest, Readiness, Ready, Selector, Trigger};
 use crate::sys::poll::{wait, PollFd};
 
 #[derive(Default)]
@@ -102,10 +102,13 @@ impl Selector for PollSelector {
             }
             out.push(Readiness {
                 key,
-                readable: bits & (libc::POLLIN | libc::POLLPRI) != 0,
-                writable: bits & libc::POLLOUT != 0,
-                closed: bits & (libc::POLLHUP | libc::POLLRDHUP) != 0,
-                error: bits & (libc::POLLERR | libc::POLLNVAL) != 0,
+                ready: Ready::when(bits & (libc::POLLIN | libc::POLLPRI) != 0, Ready::READABLE)
+                    | Ready::when(bits & libc::POLLOUT != 0, Ready::WRITABLE)
+                    | Ready::when(
+                        bits & (libc::POLLHUP | libc::POLLRDHUP) != 0,
+                        Ready::READ_CLOSED,
+                    )
+                    | Ready::when(bits & (libc::POLLERR | libc::POLLNVAL) != 0, Ready::ERROR),
             });
         }
         Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 
-use super::{Interest, Readiness, Selector, Trigger};
+use super::{Interest, Readiness, Ready, Selector, Trigger};
 
 pub(crate) struct PollingSelector {
     poller: Poller,
@@ -71,10 +71,10 @@ impl Selector for PollingSelector {
         self.poller.wait(&mut self.events, timeout)?;
         out.extend(self.events.iter().map(|event| Readiness {
             key: event.key as u64,
-            readable: event.readable,
-            writable: event.writable,
-            closed: event.is_interrupt(),
-            error: event.is_err().unwrap_or(false),
+            ready: Ready::when(event.readable, Ready::READABLE)
+                | Ready::when(event.writable, Ready::WRITABLE)
+                | Ready::when(event.is_interrupt(), Ready::READ_CLOSED)
+                | Ready::when(event.is_err().unwrap_or(false), Ready::ERROR),
         }));
         Ok(())
     }
