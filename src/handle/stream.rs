@@ -408,40 +408,27 @@ impl Reactor {
             self.deliver_pending(token);
             return;
         }
-        let mut offset = 0;
-        while offset < n {
-            match next::<false>(&mut self.registry, token, &self.read_buf[offset..n]) {
-                Next::Record(frame) if frame.is_skip() => offset += frame.consumed,
-                Next::Record(frame) if frame.consumed == 0 => {
-                    // An empty record that consumed nothing: if the rule is the same after
-                    // it, asking again would never end, so the rest waits for a new rule.
-                    let before = framings(&self.registry, token);
-                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, &[]));
-                    if framings(&self.registry, token) == before {
-                        break;
-                    }
-                }
-                Next::Record(frame) => {
-                    let payload =
-                        &self.read_buf[offset + frame.payload.start..offset + frame.payload.end];
-                    offset += frame.consumed;
-                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, payload));
-                }
-                Next::Raw => {
-                    let data = &self.read_buf[offset..n];
-                    dispatch(&mut self.registry, token, |h, ctx| h.on_read(ctx, data));
-                    return;
-                }
-                Next::Wait => break,
-                Next::Failed(e) => {
-                    // For on_read_last, as EventMux does after an overrun.
-                    self.keep_input(token, n, offset);
-                    self.registry.fail_frame(token, e);
-                    return;
-                }
-            }
-        }
+        // Every record of this read goes to the handler in one dispatch (it stays out of
+        // its slot for all of them), then its reply is written (`write_reply`).
+        let Some(handler) = self
+            .registry
+            .entry_mut(token)
+            .and_then(|e| e.handler.take())
+        else {
+            return;
+        };
+        let data = &self.read_buf[..n];
+        let (mut offset, mut failed) = (0, None);
+        dispatch_taken(&mut self.registry, token, handler, |h, ctx| {
+            failed = deliver_records(h, ctx, data, &mut offset);
+            write_reply(h, ctx);
+        });
         self.keep_input(token, n, offset);
+        if let Some(e) = failed {
+            // For on_read_last, as EventMux does after an overrun.
+            self.registry.fail_frame(token, e);
+            return;
+        }
         // Whatever stopped the loop (a partial record, a pause, an error) is settled there.
         self.deliver_pending(token);
     }
@@ -689,6 +676,46 @@ impl Registry {
             socket,
         )?)
     }
+}
+
+/// Cuts `data[*offset..]` into records by the handle's decoder and hands each to `handler`
+/// (out of its slot, for the whole read), advancing `*offset` past each before its
+/// callback (a panic in one leaves the rest for `on_read_last`). The decoder is looked up
+/// again for every record, so a rule changed in `on_read` cuts the rest; a pause or a
+/// close stops the loop. Returns the error of a record the rule refused.
+fn deliver_records(
+    handler: &mut dyn Handler,
+    ctx: &mut Context<'_>,
+    data: &[u8],
+    offset: &mut usize,
+) -> Option<FrameError> {
+    let token = ctx.token();
+    while *offset < data.len() {
+        let at = *offset;
+        match next::<false>(ctx.registry_mut(), token, &data[at..]) {
+            Next::Record(frame) if frame.is_skip() => *offset += frame.consumed,
+            Next::Record(frame) if frame.consumed == 0 => {
+                // An empty record that consumed nothing: if the rule is the same after it,
+                // asking again would never end, so the rest waits for a new rule.
+                let before = framings(ctx.registry_mut(), token);
+                handler.on_read(ctx, &[]);
+                if framings(ctx.registry_mut(), token) == before {
+                    break;
+                }
+            }
+            Next::Record(frame) => {
+                *offset += frame.consumed;
+                handler.on_read(ctx, &data[at + frame.payload.start..at + frame.payload.end]);
+            }
+            Next::Raw => {
+                *offset = data.len();
+                handler.on_read(ctx, &data[at..]);
+            }
+            Next::Wait => break,
+            Next::Failed(e) => return Some(e),
+        }
+    }
+    None
 }
 
 /// What one read of a stream came to ([`read_entry`]), for [`Reactor::finish_read`].
