@@ -31,6 +31,7 @@
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 use std::io::Write;
 use std::ops::Range;
 use std::rc::Rc;
@@ -426,7 +427,7 @@ impl Value {
 /// hash would let a client choose keys that all collide.
 #[derive(Default)]
 struct Db {
-    map: HashMap<Vec<u8>, Value>,
+    map: HashMap<Vec<u8>, Value, KeyHash>,
     /// Deadlines of keys with a TTL; stale entries (the key changed) are skipped.
     deadlines: BinaryHeap<Reverse<(Instant, Vec<u8>)>>,
 }
@@ -488,6 +489,38 @@ impl Db {
                 self.map.remove(&key);
             }
         }
+    }
+}
+
+/// std's randomly keyed SipHash, fed a key's bytes in one piece. A byte string's `Hash`
+/// first writes its length (so that a sequence of fields stays prefix-free), which is a
+/// second SipHash `write` per lookup; a key is one field, and SipHash's own padding
+/// already tells apart messages of different lengths, so the prefix adds nothing here
+/// and [`KeyHasher`] leaves it out.
+#[derive(Default)]
+struct KeyHash(RandomState);
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0.build_hasher())
+    }
+}
+
+/// See [`KeyHash`].
+struct KeyHasher(DefaultHasher);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    /// Only a key's length prefix comes here (see [`KeyHash`]).
+    fn write_usize(&mut self, _length: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
     }
 }
 
