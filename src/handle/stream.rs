@@ -423,14 +423,19 @@ impl Reactor {
             failed = deliver_records(h, ctx, data, &mut offset);
             write_reply(h, ctx);
         });
-        self.keep_input(token, n, offset);
+        if offset < n {
+            self.keep_input(token, n, offset);
+        }
         if let Some(e) = failed {
             // For on_read_last, as EventMux does after an overrun.
             self.registry.fail_frame(token, e);
             return;
         }
-        // Whatever stopped the loop (a partial record, a pause, an error) is settled there.
-        self.deliver_pending(token);
+        if offset < n {
+            // Whatever stopped the loop (a partial record, a pause, an error) is settled
+            // there.
+            self.deliver_pending(token);
+        }
     }
 
     /// Appends `self.read_buf[from..n]` to the handle's input buffer.

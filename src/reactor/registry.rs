@@ -537,7 +537,7 @@ impl Registry {
     /// `send`'s common case in one look at the slot: an open plain stream whose queue stays
     /// within its bound and does not cross its high watermark. Anything else (TLS, an error
     /// to report, a watermark to announce, a datagram) is left to `send_admitted`: false.
-    #[inline]
+    #[inline(always)]
     fn queue_on_open_stream(&mut self, token: Token, data: &[u8]) -> bool {
         let Registry {
             entries,
