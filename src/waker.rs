@@ -62,9 +62,11 @@ impl Waker {
     }
 
     /// Called by the reactor before it looks at the channels ahead of its wait: from here
-    /// on, producers signal.
-    pub(crate) fn arm(&self) {
-        self.awake.swap(false, Ordering::SeqCst);
+    /// on, producers signal. Returns whether the flag was up: false means no producer has
+    /// woken the reactor since the last `arm` (and the last look took what it found), so
+    /// the channels hold nothing that look did not see.
+    pub(crate) fn arm(&self) -> bool {
+        self.awake.swap(false, Ordering::SeqCst)
     }
 
     /// Called by the reactor when that look found work, which it takes this turn without

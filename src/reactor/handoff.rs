@@ -72,8 +72,10 @@ impl Handoffs {
         let Some(waker) = &self.waker else {
             return;
         };
-        waker.arm();
-        let commands = self.remote.as_ref().is_some_and(|r| !r.commands.is_empty());
+        // A command sent since the last look has set the flag (`Remote` wakes after it
+        // sends): with the flag down, the inbox need not be looked at.
+        let woken = waker.arm();
+        let commands = woken && self.remote.as_ref().is_some_and(|r| !r.commands.is_empty());
         let batches = self.pumps.iter().any(|&token| {
             matches!(registry.entry(token).map(|e| &e.state),
                 Some(State::Pump(slot)) if slot.pump.as_ref().is_some_and(|p| p.has_more()))
