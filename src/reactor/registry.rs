@@ -935,6 +935,7 @@ pub(crate) fn schedule_entry(ready: &mut Vec<Token>, entry: &mut Entry, token: T
     }
 }
 
+#[inline]
 pub(crate) fn slot_mut(entries: &mut Slab<Entry>, id: u32, token: Token) -> Option<&mut Entry> {
     if token.reactor() != id {
         return None;
