@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::framing::Framing;
 use crate::handle::State;
-use crate::reactor::registry::Registry;
+use crate::reactor::registry::{slot_mut, Registry};
 use crate::{
     Address, ChildHandles, ChildStdio, CloseReason, Credentials, Error, Handler, IntoEndpoint,
     IntoHandler, Kind, Options, TimerId, Token, Transport,
@@ -622,7 +622,8 @@ impl<'a> Context<'a> {
     /// }
     /// ```
     pub fn decoder<D: crate::framing::Decoder>(&mut self) -> Option<&mut D> {
-        let entry = self.registry.entry_mut(self.token)?;
+        let registry = &mut *self.registry;
+        let entry = slot_mut(&mut registry.entries, registry.id, self.token)?;
         let State::Stream(stream) = &mut entry.state else {
             return None;
         };
