@@ -9,10 +9,17 @@ Runs `cargo bench --bench instructions -- --output-format=json` (benches/instruc
 callgrind through gungraun, the server on the counted thread, its client in another), and
 prints each benchmark's instructions per message beside the figure committed in
 benches/instructions.baseline, and eventmux's figures beside tokio's and mio's for the same
-case. Exit status 1 when an eventmux benchmark is more than the margin (3% unless told; runs
-of one binary vary by up to 1.4% with 50 connections, not at all with one) above its
-committed figure, with the before and after figures; 2 when the benchmark could not run.
-The peers' figures are shown, never gated.
+case. Exit status 1 when an eventmux benchmark is more than its margin above its committed
+figure, with the before and after figures; 2 when the benchmark could not run. The peers'
+figures are shown, never gated.
+
+Two margins: 3% (--margin) for the one-connection rows (`.c1_`), whose counts repeat from
+build to build, and 10% (--batched-margin) for the 50-connection rows: there, how many
+requests one epoll_wait returns depends on how valgrind interleaves the client's and the
+server's threads, and a change anywhere in the binary can tip it between two modes (the
+same echo code measured 517 and 540 per message, 506 and 2,150 waits). The one-connection
+rows run the same code paths (echo, a framing rule, mini_redis pipelined), so a real rise
+shows there first.
 
 The baseline is a text file of `NAME INSTRUCTIONS_PER_MESSAGE` lines (`#` starts a comment),
 written by --update; commit it with the change that moved the figures, saying why.
@@ -75,7 +82,10 @@ def write_baseline(figures):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--update", action="store_true", help="write the new baseline")
-    parser.add_argument("--margin", type=float, default=3.0, help="percent (3)")
+    parser.add_argument("--margin", type=float, default=3.0,
+                        help="percent, one-connection rows (3)")
+    parser.add_argument("--batched-margin", type=float, default=10.0,
+                        help="percent, 50-connection rows (10)")
     args = parser.parse_args()
     figures = run_benchmark()
     baseline = read_baseline()
@@ -87,8 +97,9 @@ def main():
         change = f"{(now / before - 1) * 100:+.1f}%" if before else "new"
         print(f"{name:<28} {before if before else '-':>10} {now:>10.1f} {change:>8}")
         gated = name.startswith("eventmux_")
-        if gated and before and now > before * (1 + args.margin / 100):
-            regressed.append((name, before, now))
+        margin = args.margin if ".c1_" in name else args.batched_margin
+        if gated and before and now > before * (1 + margin / 100):
+            regressed.append((name, before, now, margin))
     print()
     print("per case, instructions per message (eventmux / tokio / mio):")
     for case in sorted({name.split(".", 1)[1] for name in figures}):
@@ -99,10 +110,10 @@ def main():
         write_baseline(figures)
         print(f"wrote {os.path.relpath(BASELINE, ROOT)}")
         return 0
-    for name, before, now in regressed:
+    for name, before, now, margin in regressed:
         print(
             f"REGRESSED {name}: {before:.1f} -> {now:.1f} instructions per message "
-            f"({(now / before - 1) * 100:+.1f}%, margin {args.margin:g}%)"
+            f"({(now / before - 1) * 100:+.1f}%, margin {margin:g}%)"
         )
     if regressed:
         print("If the rise is meant, say why and commit the new figures: "
