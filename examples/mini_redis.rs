@@ -205,6 +205,26 @@ impl Decoder for Resp {
 /// general path decides.
 #[inline]
 fn quick_header(buf: &[u8], at: usize, max: usize) -> Option<(usize, usize)> {
+    // One or two digits (most headers: counts, command names, short keys), without the
+    // loop.
+    let digit = |i: usize| {
+        buf.get(at + i)
+            .map(|b| b.wrapping_sub(b'0'))
+            .filter(|&d| d <= 9)
+    };
+    let line_end = |i: usize| buf.get(at + i..at + i + 2) == Some(b"\r\n");
+    if let Some(first) = digit(1) {
+        let one = usize::from(first);
+        if line_end(2) {
+            return (one <= max).then_some((one, at + 4));
+        }
+        if let Some(second) = digit(2).filter(|_| first != 0) {
+            let two = one * 10 + usize::from(second);
+            if line_end(3) {
+                return (two <= max).then_some((two, at + 5));
+            }
+        }
+    }
     let digits = buf.get(at + 1..)?;
     if digits.first() == Some(&b'0') && digits.get(1) != Some(&b'\r') {
         return None;

@@ -592,7 +592,7 @@ fn redis_pipelined_requests_split_at_random_boundaries() {
 
 #[test]
 fn redis_malformed_request_closes_only_that_connection() {
-    let cases: [(&[u8], &[u8]); 3] = [
+    let cases: [(&[u8], &[u8]); 5] = [
         (
             b"*x\r\n",
             b"-ERR Protocol error: invalid multibulk length\r\n",
@@ -600,6 +600,16 @@ fn redis_malformed_request_closes_only_that_connection() {
         (
             b"*1\r\n$-5\r\n",
             b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        // A leading zero is refused, as redis's string2ll does, in the one- and two-digit
+        // headers the decoder reads without its loop as in longer ones.
+        (
+            b"*1\r\n$04\r\nPING\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*01\r\n$4\r\nPING\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
         ),
         (b"*1\r\n+foo\r\n", b"-ERR Protocol error: expected '$'\r\n"),
     ];
