@@ -60,9 +60,9 @@ impl Reactor {
         let mut woken = false;
         for i in 0..self.events.len() {
             let event = self.events[i];
-            if event.key < ORPHANS_KEY {
+            if event.key() < ORPHANS_KEY {
                 self.take_readiness(event);
-            } else if event.key == WAKER_KEY {
+            } else if event.key() == WAKER_KEY {
                 woken = true;
             } else {
                 let registry = &mut self.registry;
@@ -159,7 +159,7 @@ impl Reactor {
 
     fn take_readiness(&mut self, event: Readiness) {
         let registry = &mut self.registry;
-        let token = Token::from_key(event.key, registry.id);
+        let token = Token::from_key(event.key(), registry.id);
         let Some(entry) = slot_mut(&mut registry.entries, registry.id, token) else {
             // A handle finalized earlier in this batch: its slot may already be reused.
             return;
@@ -167,7 +167,7 @@ impl Reactor {
         if entry.life == Life::Dying {
             return;
         }
-        entry.ready.insert(event.ready);
+        entry.ready.insert(event.ready());
         // The event loop is the turn's first round: a stream whose visit is only a read
         // (and that is not on the ready list already) reads now, on the slot in hand.
         // Level-triggered handles and everything else go to the rounds.

@@ -5,24 +5,24 @@
 //! reported by the kernel.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::{Interest, Readiness, Ready, Selector, Trigger};
+use super::{Interest, Readiness, Selector, Trigger};
 use crate::sys::epoll::{Epoll, Event};
 
+/// Most reports one wait takes.
 const EVENTS_PER_WAIT: usize = 1024;
 
 pub(crate) struct EpollSelector {
     epoll: Epoll,
-    events: Vec<Event>,
 }
 
 impl EpollSelector {
     pub(crate) fn new() -> io::Result<EpollSelector> {
         Ok(EpollSelector {
             epoll: Epoll::new()?,
-            events: vec![Event { events: 0, u64: 0 }; EVENTS_PER_WAIT],
         })
     }
 }
@@ -69,22 +69,17 @@ impl Selector for EpollSelector {
     }
 
     fn select(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
-        let n = self.epoll.wait(&mut self.events, timeout)?;
-        out.extend(self.events[..n].iter().map(|event| {
-            let bits = event.events;
-            Readiness {
-                key: event.u64,
-                ready: Ready::when(
-                    bits & (libc::EPOLLIN as u32 | libc::EPOLLPRI as u32) != 0,
-                    Ready::READABLE,
-                ) | Ready::when(bits & libc::EPOLLOUT as u32 != 0, Ready::WRITABLE)
-                    | Ready::when(
-                        bits & (libc::EPOLLHUP as u32 | libc::EPOLLRDHUP as u32) != 0,
-                        Ready::READ_CLOSED,
-                    )
-                    | Ready::when(bits & libc::EPOLLERR as u32 != 0, Ready::ERROR),
-            }
-        }));
+        // The kernel writes its reports straight after what `out` holds.
+        out.reserve(EVENTS_PER_WAIT);
+        let room = &mut out.spare_capacity_mut()[..EVENTS_PER_WAIT];
+        // SAFETY: `Readiness` is `repr(transparent)` over `epoll_event`, so the two slices
+        // have the same layout.
+        let room =
+            unsafe { &mut *(room as *mut [MaybeUninit<Readiness>] as *mut [MaybeUninit<Event>]) };
+        let n = self.epoll.wait(room, timeout)?;
+        // SAFETY: `wait` returns how many of `room`'s first entries the kernel wrote (never
+        // more than `room` holds), and `room` starts at `out`'s length.
+        unsafe { out.set_len(out.len() + n) };
         Ok(())
     }
 

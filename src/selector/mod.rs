@@ -88,31 +88,71 @@ pub(crate) enum Trigger {
     Level,
 }
 
-/// One readiness report. `closed` and `error` are hints (HUP/RDHUP, ERR): the reactor
+/// One readiness report: the kernel's own `epoll_event` (its key, and its events as
+/// [`Ready`] reads them), so that the epoll backend waits straight into the reactor's list
+/// of reports, with no pass to convert each; the other backends build theirs with
+/// [`Readiness::new`]. `READ_CLOSED` and `ERROR` are hints (HUP/RDHUP, ERR): the reactor
 /// confirms them with a read or `SO_ERROR`.
-#[derive(Copy, Clone, Debug, Default)]
-pub(crate) struct Readiness {
-    pub(crate) key: u64,
-    pub(crate) ready: Ready,
+#[derive(Copy, Clone)]
+#[repr(transparent)]
+pub(crate) struct Readiness(libc::epoll_event);
+
+impl Readiness {
+    pub(crate) fn new(key: u64, ready: Ready) -> Readiness {
+        Readiness(libc::epoll_event {
+            events: ready.to_epoll(),
+            u64: key,
+        })
+    }
+
+    /// The key the descriptor was registered with.
+    #[inline]
+    pub(crate) fn key(self) -> u64 {
+        self.0.u64
+    }
+
+    #[inline]
+    pub(crate) fn ready(self) -> Ready {
+        Ready::from_epoll(self.0.events)
+    }
 }
 
 /// Readiness as a set of flags: what an event reports, and what a slot knows of (under
 /// edge triggering a flag stays set until a read or write shows otherwise; under level
 /// triggering it is cleared after each turn). One byte, so that taking an event into a
-/// slot is one `or`.
+/// slot is one `or`: epoll's own bits where they fit in one (`EPOLLIN`, `EPOLLPRI`,
+/// `EPOLLOUT`, `EPOLLERR`, `EPOLLHUP`), and `EPOLLRDHUP` moved down to `0x20`, so that
+/// reading an epoll report is a shift and two masks.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Ready(u8);
 
+/// Where `EPOLLRDHUP` (`0x2000`) sits in a [`Ready`].
+const RDHUP: u8 = 0x20;
+
 impl Ready {
-    pub(crate) const READABLE: Ready = Ready(1);
-    pub(crate) const WRITABLE: Ready = Ready(2);
+    /// Data (`EPOLLIN`) or urgent data (`EPOLLPRI`) to read.
+    pub(crate) const READABLE: Ready = Ready(libc::EPOLLIN as u8 | libc::EPOLLPRI as u8);
+    pub(crate) const WRITABLE: Ready = Ready(libc::EPOLLOUT as u8);
     /// The peer closed its sending side (RDHUP/HUP): read on to the end of stream.
-    pub(crate) const READ_CLOSED: Ready = Ready(4);
-    pub(crate) const ERROR: Ready = Ready(8);
+    pub(crate) const READ_CLOSED: Ready = Ready(libc::EPOLLHUP as u8 | RDHUP);
+    pub(crate) const ERROR: Ready = Ready(libc::EPOLLERR as u8);
 
     /// `flag` if `on`, else nothing.
     pub(crate) fn when(on: bool, flag: Ready) -> Ready {
         Ready(flag.0 * u8::from(on))
+    }
+
+    /// The flags of an epoll report's events.
+    #[inline]
+    fn from_epoll(events: u32) -> Ready {
+        // The low byte holds all but RDHUP, which comes down from bit 13 to bit 5
+        // (bit 5 of the low byte, EPOLLWRNORM, is never asked for).
+        Ready((events as u8 & !RDHUP) | ((events >> 8) as u8 & RDHUP))
+    }
+
+    /// [`Ready::from_epoll`]'s inverse.
+    fn to_epoll(self) -> u32 {
+        u32::from(self.0 & !RDHUP) | (u32::from(self.0 & RDHUP) << 8)
     }
 
     pub(crate) fn insert(&mut self, flags: Ready) {

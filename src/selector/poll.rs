@@ -100,16 +100,14 @@ impl Selector for PollSelector {
             if bits == 0 {
                 continue;
             }
-            out.push(Readiness {
-                key,
-                ready: Ready::when(bits & (libc::POLLIN | libc::POLLPRI) != 0, Ready::READABLE)
-                    | Ready::when(bits & libc::POLLOUT != 0, Ready::WRITABLE)
-                    | Ready::when(
-                        bits & (libc::POLLHUP | libc::POLLRDHUP) != 0,
-                        Ready::READ_CLOSED,
-                    )
-                    | Ready::when(bits & (libc::POLLERR | libc::POLLNVAL) != 0, Ready::ERROR),
-            });
+            let ready = Ready::when(bits & (libc::POLLIN | libc::POLLPRI) != 0, Ready::READABLE)
+                | Ready::when(bits & libc::POLLOUT != 0, Ready::WRITABLE)
+                | Ready::when(
+                    bits & (libc::POLLHUP | libc::POLLRDHUP) != 0,
+                    Ready::READ_CLOSED,
+                )
+                | Ready::when(bits & (libc::POLLERR | libc::POLLNVAL) != 0, Ready::ERROR);
+            out.push(Readiness::new(key, ready));
         }
         Ok(())
     }

@@ -69,12 +69,12 @@ impl Selector for PollingSelector {
     fn select(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
         self.events.clear();
         self.poller.wait(&mut self.events, timeout)?;
-        out.extend(self.events.iter().map(|event| Readiness {
-            key: event.key as u64,
-            ready: Ready::when(event.readable, Ready::READABLE)
+        out.extend(self.events.iter().map(|event| {
+            let ready = Ready::when(event.readable, Ready::READABLE)
                 | Ready::when(event.writable, Ready::WRITABLE)
                 | Ready::when(event.is_interrupt(), Ready::READ_CLOSED)
-                | Ready::when(event.is_err().unwrap_or(false), Ready::ERROR),
+                | Ready::when(event.is_err().unwrap_or(false), Ready::ERROR);
+            Readiness::new(event.key as u64, ready)
         }));
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! due in 0.3 ms does not make the loop wake early and spin until it is due.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ impl Epoll {
     /// Waits for events, filling `events` from the start; returns how many arrived.
     pub(crate) fn wait(
         &self,
-        events: &mut [Event],
+        events: &mut [MaybeUninit<Event>],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         // Rounded up, so a wait never ends before its timeout (without u128 arithmetic:
