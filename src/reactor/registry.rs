@@ -343,31 +343,30 @@ impl Registry {
         true
     }
 
-    /// How long until a shutdown's grace time ends (`None`: none under way).
-    pub(crate) fn until_shutdown_ends(&self) -> Option<Duration> {
+    /// How many milliseconds until a shutdown's grace time ends (`None`: none under way).
+    pub(crate) fn until_shutdown_ends(&self) -> Option<u32> {
         let until = self.shutdown_until?;
         let now = self.clock.now();
-        let left = if reached(now, until) {
+        Some(if reached(now, until) {
             0
         } else {
             until.wrapping_sub(now)
-        };
-        Some(Duration::from_millis(u64::from(left)))
+        })
     }
 
-    /// How long until the deadlines are due to be swept (`None`: no handle has one).
-    pub(crate) fn until_sweep(&self) -> Option<Duration> {
+    /// How many milliseconds until the deadlines are due to be swept (`None`: no handle
+    /// has one).
+    pub(crate) fn until_sweep(&self) -> Option<u32> {
         self.sweep_every?;
         if self.entries.is_empty() {
             return None;
         }
         let now = self.clock.now();
-        let left = if reached(now, self.next_sweep) {
+        Some(if reached(now, self.next_sweep) {
             0
         } else {
             self.next_sweep.wrapping_sub(now)
-        };
-        Some(Duration::from_millis(u64::from(left)))
+        })
     }
 
     /// Whether a deadline sweep is due now (looked at every turn).

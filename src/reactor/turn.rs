@@ -28,7 +28,7 @@ use crate::handle::process::ORPHANS_KEY;
 use crate::handle::stream::{read_entry, write_stream_of};
 use crate::handle::{Flushed, Life, State};
 use crate::pump::Pump;
-use crate::selector::{Readiness, Trigger};
+use crate::selector::{millis_rounded_up, Readiness, Trigger};
 use crate::timer::TimerPurpose;
 use crate::waker::WAKER_KEY;
 use crate::{CloseReason, Reactor, Token, Watermark};
@@ -109,16 +109,18 @@ impl Reactor {
         Ok(pending || handed_over || fired || !self.events.is_empty())
     }
 
-    /// Waits for readiness into `self.events`, first polling without blocking for the
-    /// busy-poll window if the last wait was busy (see [`Reactor::set_busy_poll`]).
-    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// Waits for readiness into `self.events`, no longer than `timeout_ms` milliseconds,
+    /// first polling without blocking for the busy-poll window if the last wait was busy
+    /// (see [`Reactor::set_busy_poll`]).
+    fn wait(&mut self, timeout_ms: Option<u32>) -> io::Result<()> {
         let selector = &mut self.registry.selector;
-        let window = timeout.map_or(self.busy_poll, |t| t.min(self.busy_poll));
-        let mut timeout = timeout;
-        if self.last_wait_busy && !window.is_zero() {
+        let mut timeout_ms = timeout_ms;
+        if self.last_wait_busy && !self.busy_poll.is_zero() && timeout_ms != Some(0) {
+            let limit = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+            let window = limit.map_or(self.busy_poll, |t| t.min(self.busy_poll));
             let start = Instant::now();
             loop {
-                selector.select(&mut self.events, Some(Duration::ZERO))?;
+                selector.select(&mut self.events, Some(0))?;
                 if !self.events.is_empty() {
                     return Ok(());
                 }
@@ -127,12 +129,17 @@ impl Reactor {
                 }
             }
             // What the spin used counts against the wait (a timer stays on time).
-            timeout = timeout.map(|t| t.saturating_sub(start.elapsed()));
+            timeout_ms = limit.map(|t| millis_rounded_up(t.saturating_sub(start.elapsed())));
         }
-        selector.select(&mut self.events, timeout)
+        selector.select(&mut self.events, timeout_ms)
     }
 
-    fn wait_time(&mut self, timeout: Option<Duration>) -> Option<Duration> {
+    /// How long the wait may block, in milliseconds (`None`: until something happens):
+    /// not at all if work is pending, else no longer than `timeout`, the next timer, the
+    /// next deadline sweep or the end of a shutdown's grace time. Kept in milliseconds,
+    /// the kernel's unit and the turn clock's, rather than `Duration`s: this runs every
+    /// turn.
+    fn wait_time(&mut self, timeout: Option<Duration>) -> Option<u32> {
         self.handoffs.look(&self.registry);
         let registry = &mut self.registry;
         if !registry.ready.is_empty()
@@ -140,14 +147,14 @@ impl Reactor {
             || !registry.deferred.is_empty()
             || self.handoffs.left
         {
-            return Some(Duration::ZERO);
+            return Some(0);
         }
         let until_timer = registry
             .timers
             .next_deadline()
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            .map(|deadline| millis_rounded_up(deadline.saturating_duration_since(Instant::now())));
         [
-            timeout,
+            timeout.map(millis_rounded_up),
             until_timer,
             registry.until_sweep(),
             registry.until_shutdown_ends(),

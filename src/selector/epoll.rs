@@ -7,7 +7,6 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::BorrowedFd;
-use std::time::Duration;
 
 use super::{Interest, Readiness, Selector, Trigger};
 use crate::sys::epoll::{Epoll, Event};
@@ -68,7 +67,7 @@ impl Selector for EpollSelector {
         self.epoll.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
-    fn select(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
+    fn select(&mut self, out: &mut Vec<Readiness>, timeout_ms: Option<u32>) -> io::Result<()> {
         // The kernel writes its reports straight after what `out` holds.
         out.reserve(EVENTS_PER_WAIT);
         let room = &mut out.spare_capacity_mut()[..EVENTS_PER_WAIT];
@@ -76,7 +75,7 @@ impl Selector for EpollSelector {
         // have the same layout.
         let room =
             unsafe { &mut *(room as *mut [MaybeUninit<Readiness>] as *mut [MaybeUninit<Event>]) };
-        let n = self.epoll.wait(room, timeout)?;
+        let n = self.epoll.wait(room, timeout_ms)?;
         // SAFETY: `wait` returns how many of `room`'s first entries the kernel wrote (never
         // more than `room` holds), and `room` starts at `out`'s length.
         unsafe { out.set_len(out.len() + n) };

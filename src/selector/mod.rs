@@ -205,8 +205,9 @@ pub(crate) trait Selector {
         trigger: Trigger,
     ) -> io::Result<()>;
     fn deregister(&self, fd: BorrowedFd<'_>) -> io::Result<()>;
-    /// Appends the reports that arrive within `timeout` (`None`: wait forever) to `out`.
-    fn select(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()>;
+    /// Appends the reports that arrive within `timeout_ms` milliseconds (`None`: wait
+    /// forever) to `out`.
+    fn select(&mut self, out: &mut Vec<Readiness>, timeout_ms: Option<u32>) -> io::Result<()>;
     /// Whether a peer's half-close is reported (`EPOLLRDHUP`) together with the data before
     /// it. Only then may the reactor take a short read as "drained" and skip the extra read
     /// that would return `EWOULDBLOCK`: otherwise a FIN that arrived with the last bytes
@@ -225,10 +226,69 @@ pub(crate) trait Selector {
     }
 }
 
+/// `d` in whole milliseconds, rounded *up* so that a wait never ends before its deadline
+/// (a timer due in 0.3 ms must not make the loop wake early and spin until it is due);
+/// at most `u32::MAX`.
+pub(crate) fn millis_rounded_up(d: Duration) -> u32 {
+    // Without u128 arithmetic (`as_millis`): this runs every turn.
+    let ms = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)));
+    u32::try_from(ms).unwrap_or(u32::MAX)
+}
+
 pub(crate) fn open(backend: Backend) -> io::Result<Box<dyn Selector>> {
     Ok(match backend {
         Backend::Epoll => Box::new(epoll::EpollSelector::new()?),
         Backend::Polling => Box::new(polling::PollingSelector::new()?),
         Backend::Poll => Box::new(poll::PollSelector::default()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{millis_rounded_up, Readiness, Ready};
+    use std::time::Duration;
+
+    #[test]
+    fn a_wait_is_never_shorter_than_asked() {
+        assert_eq!(millis_rounded_up(Duration::ZERO), 0);
+        assert_eq!(millis_rounded_up(Duration::from_nanos(1)), 1);
+        assert_eq!(millis_rounded_up(Duration::from_micros(300)), 1);
+        assert_eq!(millis_rounded_up(Duration::from_millis(7)), 7);
+        assert_eq!(millis_rounded_up(Duration::from_micros(7_001)), 8);
+        assert_eq!(millis_rounded_up(Duration::from_secs(3)), 3_000);
+        assert_eq!(millis_rounded_up(Duration::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn epoll_bits_read_as_their_flags() {
+        let report = |events: i32| {
+            Readiness(libc::epoll_event {
+                events: events as u32,
+                u64: 9,
+            })
+        };
+        assert_eq!(report(libc::EPOLLIN).key(), 9);
+        assert!(report(libc::EPOLLIN).ready().readable());
+        assert!(report(libc::EPOLLPRI).ready().readable());
+        assert!(report(libc::EPOLLOUT).ready().writable());
+        assert!(!report(libc::EPOLLOUT).ready().readable());
+        assert!(report(libc::EPOLLRDHUP).ready().read_closed());
+        assert!(report(libc::EPOLLHUP).ready().read_closed());
+        assert!(report(libc::EPOLLERR).ready().error());
+        let all = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLERR;
+        let ready = report(all).ready();
+        assert!(ready.readable() && ready.writable() && ready.read_closed() && ready.error());
+        // What another backend builds reads back the same.
+        for flags in [
+            Ready::READABLE,
+            Ready::WRITABLE,
+            Ready::READ_CLOSED,
+            Ready::ERROR,
+        ] {
+            assert_eq!(Readiness::new(1, flags).ready(), flags);
+        }
+    }
 }

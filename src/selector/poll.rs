@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
 
 use super::{Interest, Readiness, Ready, Selector, Trigger};
 use crate::sys::poll::{wait, PollFd};
@@ -90,9 +89,9 @@ impl Selector for PollSelector {
         Ok(())
     }
 
-    fn select(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
+    fn select(&mut self, out: &mut Vec<Readiness>, timeout_ms: Option<u32>) -> io::Result<()> {
         let r = self.registrations.get_mut();
-        if wait(&mut r.fds, timeout)? == 0 {
+        if wait(&mut r.fds, timeout_ms)? == 0 {
             return Ok(());
         }
         for (pollfd, &key) in r.fds.iter().zip(&r.keys) {

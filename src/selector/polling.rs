@@ -66,8 +66,9 @@ impl Selector for PollingSelector {
         self.poller.delete(fd)
     }
 
-    fn select(&mut self, out: &mut Vec<Readiness>, timeout: Option<Duration>) -> io::Result<()> {
+    fn select(&mut self, out: &mut Vec<Readiness>, timeout_ms: Option<u32>) -> io::Result<()> {
         self.events.clear();
+        let timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
         self.poller.wait(&mut self.events, timeout)?;
         out.extend(self.events.iter().map(|event| {
             let ready = Ready::when(event.readable, Ready::READABLE)

@@ -2,13 +2,12 @@
 //!
 //! Only what the reactor uses: create, `EPOLL_CTL_ADD/MOD/DEL`, and the wait (`epoll_pwait`
 //! without a signal mask, which is `epoll_wait`; strace shows it so) into a reusable event
-//! array. The timeout is rounded *up* to whole milliseconds so that a timer
-//! due in 0.3 ms does not make the loop wake early and spin until it is due.
+//! array. The timeout comes in whole milliseconds, rounded up by the reactor
+//! (`selector::millis_rounded_up`).
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::time::Duration;
 
 use super::syscall::{result, syscall6};
 
@@ -45,25 +44,15 @@ impl Epoll {
         }
     }
 
-    /// Waits for events, filling `events` from the start; returns how many arrived.
+    /// Waits up to `timeout_ms` milliseconds (`None`: without end) for events, filling
+    /// `events` from the start; returns how many arrived, which the kernel keeps within
+    /// `events.len()`.
     pub(crate) fn wait(
         &self,
         events: &mut [MaybeUninit<Event>],
-        timeout: Option<Duration>,
+        timeout_ms: Option<u32>,
     ) -> io::Result<usize> {
-        // Rounded up, so a wait never ends before its timeout (without u128 arithmetic:
-        // this runs every turn).
-        let timeout_ms = match timeout {
-            None => -1,
-            Some(t) if t.is_zero() => 0,
-            Some(t) => {
-                let ms = t
-                    .as_secs()
-                    .saturating_mul(1000)
-                    .saturating_add(u64::from(t.subsec_nanos().div_ceil(1_000_000)));
-                ms.min(i32::MAX as u64) as i32
-            }
-        };
+        let timeout_ms = timeout_ms.map_or(-1, |ms| ms.min(i32::MAX as u32) as i32);
         // SAFETY: `events` is a valid writable array of `events.len()` entries; a null
         // signal mask makes epoll_pwait exactly epoll_wait. Made directly, like the hot
         // path's reads and writes (see `sys::fd`): glibc's wrapper is a cancellation
