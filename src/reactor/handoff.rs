@@ -68,6 +68,7 @@ impl Handoffs {
     /// work already waiting is taken this turn (`left`, so the wait does not block) and the
     /// waker is disarmed again. Done every turn, busy or not: a flag left up would keep
     /// producers from signalling, and their work would wait for a quiet turn.
+    #[inline]
     pub(crate) fn look(&mut self, registry: &Registry) {
         let Some(waker) = &self.waker else {
             return;
@@ -76,14 +77,19 @@ impl Handoffs {
         // sends): with the flag down, the inbox need not be looked at.
         let woken = waker.arm();
         let commands = woken && self.remote.as_ref().is_some_and(|r| !r.commands.is_empty());
-        let batches = self.pumps.iter().any(|&token| {
-            matches!(registry.entry(token).map(|e| &e.state),
-                Some(State::Pump(slot)) if slot.pump.as_ref().is_some_and(|p| p.has_more()))
-        });
-        if commands || batches {
+        if commands || (!self.pumps.is_empty() && self.batches_waiting(registry)) {
             waker.disarm();
             self.left = true;
         }
+    }
+
+    /// Whether a pump has packets waiting (out of line: most reactors have no pump).
+    #[inline(never)]
+    fn batches_waiting(&self, registry: &Registry) -> bool {
+        self.pumps.iter().any(|&token| {
+            matches!(registry.entry(token).map(|e| &e.state),
+                Some(State::Pump(slot)) if slot.pump.as_ref().is_some_and(|p| p.has_more()))
+        })
     }
 
     /// The eventfd fired: reset it.

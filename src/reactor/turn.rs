@@ -39,6 +39,16 @@ const FLUSH_ROUNDS: usize = 4;
 /// Rounds over the ready list per turn: at most this many reads per handle per turn.
 const ROUNDS_PER_TURN: usize = 8;
 
+/// The sooner of two waits in milliseconds (`None`: without end).
+#[inline]
+fn earliest(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 impl Reactor {
     /// One turn; see the module docs. Returns whether anything happened: readiness, other
     /// threads' work, a timer, or work queued before the turn.
@@ -153,15 +163,11 @@ impl Reactor {
             .timers
             .next_deadline()
             .map(|deadline| millis_rounded_up(deadline.saturating_duration_since(Instant::now())));
-        [
-            timeout.map(millis_rounded_up),
-            until_timer,
-            registry.until_sweep(),
-            registry.until_shutdown_ends(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Pairwise: an array's `flatten().min()` was built in memory, ~40 instructions.
+        earliest(
+            earliest(timeout.map(millis_rounded_up), until_timer),
+            earliest(registry.until_sweep(), registry.until_shutdown_ends()),
+        )
     }
 
     fn take_readiness(&mut self, event: Readiness) {
