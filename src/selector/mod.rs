@@ -145,8 +145,8 @@ impl Ready {
     /// The flags of an epoll report's events.
     #[inline]
     fn from_epoll(events: u32) -> Ready {
-        // The low byte holds all but RDHUP, which comes down from bit 13 to bit 5
-        // (bit 5 of the low byte, EPOLLWRNORM, is never asked for).
+        // The low byte holds all but RDHUP, which comes down from bit 13 to bit 5 (bit 5
+        // is EPOLLNVAL, which epoll reports only when asked for, and it never is).
         Ready((events as u8 & !RDHUP) | ((events >> 8) as u8 & RDHUP))
     }
 
