@@ -39,9 +39,9 @@ const FLUSH_ROUNDS: usize = 4;
 /// Rounds over the ready list per turn: at most this many reads per handle per turn.
 const ROUNDS_PER_TURN: usize = 8;
 
-/// The sooner of two waits in milliseconds (`None`: without end).
+/// The sooner of two waits (`None`: without end).
 #[inline]
-fn earliest(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
@@ -58,9 +58,9 @@ impl Reactor {
             && registry.dirty.is_empty()
             && registry.ready.is_empty());
         self.process_deferred();
-        let timeout = self.wait_time(timeout);
+        let wait_ms = self.wait_time(timeout);
         self.events.clear();
-        match self.wait(timeout) {
+        match self.wait(wait_ms, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -119,15 +119,25 @@ impl Reactor {
         Ok(pending || handed_over || fired || !self.events.is_empty())
     }
 
-    /// Waits for readiness into `self.events`, no longer than `timeout_ms` milliseconds,
-    /// first polling without blocking for the busy-poll window if the last wait was busy
-    /// (see [`Reactor::set_busy_poll`]).
-    fn wait(&mut self, timeout_ms: Option<u32>) -> io::Result<()> {
-        let selector = &mut self.registry.selector;
+    /// Waits for readiness into `self.events`, no longer than `timeout_ms` milliseconds
+    /// (`wait_time`'s figure), first polling without blocking for the busy-poll window if
+    /// the last wait was busy (see [`Reactor::set_busy_poll`]). `timeout` is the caller's
+    /// own limit, which with the next timer bounds the spin exactly (a millisecond figure
+    /// is rounded up).
+    fn wait(&mut self, timeout_ms: Option<u32>, timeout: Option<Duration>) -> io::Result<()> {
         let mut timeout_ms = timeout_ms;
         if self.last_wait_busy && !self.busy_poll.is_zero() && timeout_ms != Some(0) {
-            let limit = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+            let until_timer = self
+                .registry
+                .timers
+                .next_deadline()
+                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let limit = earliest(
+                timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+                earliest(timeout, until_timer),
+            );
             let window = limit.map_or(self.busy_poll, |t| t.min(self.busy_poll));
+            let selector = &mut self.registry.selector;
             let start = Instant::now();
             loop {
                 selector.select(&mut self.events, Some(0))?;
@@ -141,7 +151,7 @@ impl Reactor {
             // What the spin used counts against the wait (a timer stays on time).
             timeout_ms = limit.map(|t| millis_rounded_up(t.saturating_sub(start.elapsed())));
         }
-        selector.select(&mut self.events, timeout_ms)
+        self.registry.selector.select(&mut self.events, timeout_ms)
     }
 
     /// How long the wait may block, in milliseconds (`None`: until something happens):

@@ -26,6 +26,9 @@ impl EpollSelector {
     }
 }
 
+/// What a registration asks for. Reports carry only these bits plus `EPOLLERR` and
+/// `EPOLLHUP`, which is what lets `Ready` keep `EPOLLRDHUP` in bit 5 (`EPOLLNVAL`'s): asking
+/// for more (`EPOLLPRI` is fine; `EPOLLNVAL` is not) would need `Ready::from_epoll` changed.
 fn flags(interest: Interest, trigger: Trigger) -> u32 {
     let mut flags = libc::EPOLLRDHUP as u32;
     if interest.read {

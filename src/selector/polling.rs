@@ -68,6 +68,7 @@ impl Selector for PollingSelector {
 
     fn select(&mut self, out: &mut Vec<Readiness>, timeout_ms: Option<u32>) -> io::Result<()> {
         self.events.clear();
+        // Whole milliseconds, as every backend waits (`polling` could take finer ones).
         let timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
         self.poller.wait(&mut self.events, timeout)?;
         out.extend(self.events.iter().map(|event| {

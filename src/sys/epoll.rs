@@ -1,9 +1,9 @@
 //! The epoll(7) instance behind the default Linux backend.
 //!
 //! Only what the reactor uses: create, `EPOLL_CTL_ADD/MOD/DEL`, and the wait (`epoll_pwait`
-//! without a signal mask, which is `epoll_wait`; strace shows it so) into a reusable event
-//! array. The timeout comes in whole milliseconds, rounded up by the reactor
-//! (`selector::millis_rounded_up`).
+//! without a signal mask, which is `epoll_wait`; strace shows it so) into room the caller
+//! provides (the reactor's own list of reports). The timeout comes in whole milliseconds,
+//! rounded up by the reactor (`selector::millis_rounded_up`).
 
 use std::io;
 use std::mem::MaybeUninit;
