@@ -37,9 +37,9 @@ for _ in $(seq 100); do
 done
 taskset -c 1 target/release/loadgen "127.0.0.1:$PORT" --conns "$CONNS" --depth "$DEPTH" \
   --secs "$SECS" --warmup 0 >"$OUT/loadgen.out"
-# The echo server drains on SIGTERM; its last client is gone, so it exits and strace
-# writes its table.
-pkill -TERM -f "examples/echo 127.0.0.1:$PORT" || true
+# The echo server (strace's child; strace itself must not be signalled) drains on
+# SIGTERM; its last client is gone, so it exits and strace writes its table.
+pkill -TERM -P "$STRACE" || true
 wait "$STRACE" || true
 MESSAGES=$(grep -oE 'echoed [0-9]+ messages' "$OUT/loadgen.out" | grep -oE '[0-9]+')
 python3 - "$OUT/strace.txt" "$MESSAGES" "$CONNS" "$DEPTH" <<'PY'

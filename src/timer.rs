@@ -97,6 +97,13 @@ impl Timers {
         self.first_live_deadline()
     }
 
+    /// How long until the earliest live deadline (zero if it is past).
+    #[inline]
+    pub(crate) fn until_next(&mut self) -> Option<Duration> {
+        self.next_deadline()
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
     /// The earliest deadline of a timer still set, dropping cancelled ones from the heap.
     fn first_live_deadline(&mut self) -> Option<Instant> {
         while let Some(Reverse((deadline, id))) = self.heap.peek().copied() {

@@ -270,26 +270,18 @@ impl Reactor {
         self.finish_read(token, read);
     }
 
-    /// The rest of a visit after [`read_entry`] (which had the slot in hand): the bytes go
-    /// to the handler, the end of stream closes, an error fails the handle. Inline, so that
-    /// the common read's parts go to [`Reactor::read_direct`] in registers rather than as
-    /// a [`Read`] in memory.
-    #[inline(always)]
-    pub(crate) fn finish_read(&mut self, token: Token, read: Read) {
-        match read {
-            Read::Direct {
-                n,
-                drained,
-                handler,
-            } => self.read_direct(token, n, drained, handler),
-            other => self.finish_other_read(token, other),
-        }
-    }
-
     /// An unframed read with nothing buffered: the `n` bytes go to the handler as they
-    /// came, and its reply is written in the same dispatch (`write_reply`).
+    /// came, and its reply is written in the same dispatch (`write_reply`). The turn's
+    /// event loop calls it straight for a [`Read::Direct`], its parts in registers rather
+    /// than as a [`Read`] in memory; [`Reactor::finish_read`] takes every other read.
     #[inline(never)]
-    fn read_direct(&mut self, token: Token, n: usize, drained: bool, handler: Box<dyn Handler>) {
+    pub(crate) fn read_direct(
+        &mut self,
+        token: Token,
+        n: usize,
+        drained: bool,
+        handler: Box<dyn Handler>,
+    ) {
         let data = &self.read_buf[..n];
         dispatch_taken(&mut self.registry, token, handler, |h, ctx| {
             h.on_read(ctx, data);
@@ -298,9 +290,10 @@ impl Reactor {
         self.after_read(token, drained);
     }
 
-    /// [`Reactor::finish_read`] of everything but a direct read (which it takes itself).
+    /// The rest of a visit after [`read_entry`] (which had the slot in hand): the bytes go
+    /// to the handler, the end of stream closes, an error fails the handle.
     #[inline(never)]
-    fn finish_other_read(&mut self, token: Token, read: Read) {
+    pub(crate) fn finish_read(&mut self, token: Token, read: Read) {
         match read {
             Read::Direct {
                 n,

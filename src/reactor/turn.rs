@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::dispatch::{call, dispatch, dispatch_sent};
 use super::registry::{schedule_entry, slot_mut, Deferred};
 use crate::handle::process::ORPHANS_KEY;
-use crate::handle::stream::{read_entry, write_stream_of};
+use crate::handle::stream::{read_entry, write_stream_of, Read};
 use crate::handle::{Flushed, Life, State};
 use crate::pump::Pump;
 use crate::selector::{millis_rounded_up, Readiness, Trigger};
@@ -127,11 +127,7 @@ impl Reactor {
     fn wait(&mut self, timeout_ms: Option<u32>, timeout: Option<Duration>) -> io::Result<()> {
         let mut timeout_ms = timeout_ms;
         if self.last_wait_busy && !self.busy_poll.is_zero() && timeout_ms != Some(0) {
-            let until_timer = self
-                .registry
-                .timers
-                .next_deadline()
-                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let until_timer = self.registry.timers.until_next();
             let limit = earliest(
                 timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
                 earliest(timeout, until_timer),
@@ -169,10 +165,7 @@ impl Reactor {
         {
             return Some(0);
         }
-        let until_timer = registry
-            .timers
-            .next_deadline()
-            .map(|deadline| millis_rounded_up(deadline.saturating_duration_since(Instant::now())));
+        let until_timer = registry.timers.until_next().map(millis_rounded_up);
         // Pairwise: an array's `flatten().min()` was built in memory, ~40 instructions.
         earliest(
             earliest(timeout.map(millis_rounded_up), until_timer),
@@ -196,8 +189,14 @@ impl Reactor {
         // Level-triggered handles and everything else go to the rounds.
         if !entry.in_ready && entry.trigger == Trigger::Edge && entry.only_reads() {
             let now = registry.clock.now();
-            let read = read_entry(entry, &mut self.read_buf, &mut self.passed, now);
-            self.finish_read(token, read);
+            match read_entry(entry, &mut self.read_buf, &mut self.passed, now) {
+                Read::Direct {
+                    n,
+                    drained,
+                    handler,
+                } => self.read_direct(token, n, drained, handler),
+                read => self.finish_read(token, read),
+            }
             self.process_deferred();
             return;
         }

@@ -52,7 +52,7 @@ impl Epoll {
         events: &mut [MaybeUninit<Event>],
         timeout_ms: Option<u32>,
     ) -> io::Result<usize> {
-        let timeout_ms = timeout_ms.map_or(-1, |ms| ms.min(i32::MAX as u32) as i32);
+        let timeout_ms = super::timeout_arg(timeout_ms);
         // SAFETY: `events` is a valid writable array of `events.len()` entries; a null
         // signal mask makes epoll_pwait exactly epoll_wait. Made directly, like the hot
         // path's reads and writes (see `sys::fd`): glibc's wrapper is a cancellation

@@ -27,3 +27,9 @@ pub(crate) mod rights;
 pub(crate) mod sched;
 pub(crate) mod signal;
 pub(crate) mod syscall;
+
+/// The timeout argument of epoll_wait(2) and poll(2): `-1` for none, else the
+/// milliseconds, capped at what the argument holds.
+pub(crate) fn timeout_arg(timeout_ms: Option<u32>) -> libc::c_int {
+    timeout_ms.map_or(-1, |ms| ms.min(libc::c_int::MAX as u32) as libc::c_int)
+}
